@@ -1,0 +1,9 @@
+//! The chip of Vietnam's citizen ID card (CCCD) as an ICAO 9303 eMRTD, and the key material the
+//! reception desk holds for it.
+//!
+//! Pure protocol and parsing: this crate does no I/O. The card is reached through a transport trait
+//! the caller implements (PC/SC in the agent, an in-process virtual card in tests).
+
+#![forbid(unsafe_code)]
+
+pub mod cccd;
