@@ -1,0 +1,25 @@
+//! Compiles the .proto files with protox (pure Rust), so no `protoc` is needed on a new machine.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = ["bhyt/verify/v1/coverage.proto"];
+    for file in files {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    let descriptors = protox::compile(files, ["."])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    // Kept for gRPC server reflection.
+    std::fs::write(
+        out.join("bhyt_verify_v1_descriptor.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // No `connect` helpers: clients bring their own channel (and TLS), so this crate needs
+        // no transport.
+        .build_transport(false)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! The gRPC services: request validation, then the check or the audit query.
+
+pub mod audit;
+pub mod request;
+pub mod verification;

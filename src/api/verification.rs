@@ -1,0 +1,404 @@
+//! `VerificationService`: one check from request to recorded answer.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bhyt_proto::v1::verification_service_server::VerificationService;
+use bhyt_proto::v1::{
+    BatchItemResult, CacheInfo, CacheStatus, CheckCoverageRequest, CheckCoverageResponse, Coverage,
+    ItemError, LocalizedText, NewCard, ResultCode, batch_item_result, check_coverage_request,
+};
+use futures::{Stream, StreamExt};
+use prost::Message;
+use sqlx::AnyPool;
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::request::{self, FieldError, ValidCheck};
+use crate::audit::{AuditEntry, AuditError, AuditLog, Idempotent, store};
+use crate::cache::CacheTier;
+use crate::card_number::benefit_percent;
+use crate::coverage::{self, CardRecord, Subject, Verdict};
+use crate::keys::Pseudonymizer;
+use crate::lookup::{Lookup, Provenance};
+use crate::messages;
+use crate::metrics::Metrics;
+
+/// Checks in flight per idempotency key, so a retry racing its original waits for it.
+type KeyLocks = Mutex<HashMap<(String, String, String), Arc<tokio::sync::Mutex<()>>>>;
+
+pub struct Checks {
+    pub lookup: Lookup,
+    pub audit: AuditLog,
+    pub audit_pool: AnyPool,
+    pub keys: Pseudonymizer,
+    pub metrics: Arc<Metrics>,
+    pub max_message_bytes: usize,
+    pub batch_concurrency: usize,
+    in_progress: KeyLocks,
+}
+
+impl Checks {
+    pub fn new(
+        lookup: Lookup,
+        audit: AuditLog,
+        audit_pool: AnyPool,
+        keys: Pseudonymizer,
+        metrics: Arc<Metrics>,
+        max_message_bytes: usize,
+    ) -> Self {
+        Self {
+            lookup,
+            audit,
+            audit_pool,
+            keys,
+            metrics,
+            max_message_bytes,
+            batch_concurrency: 16,
+            in_progress: Mutex::default(),
+        }
+    }
+
+    /// The keyed hash standing for a subject in the audit log. Card numbers hash by their
+    /// social-insurance number, so both printed forms find the same records.
+    pub fn subject_hash(&self, subject: &Subject) -> String {
+        let value = match subject {
+            Subject::Citizen(id) => id.as_str(),
+            Subject::Card(card) => card.social_insurance_number(),
+        };
+        self.keys
+            .hash("audit-subject", &format!("{}:{value}", subject.kind()))
+    }
+
+    pub fn operator_hash(&self, citizen_id: &str) -> String {
+        self.keys.hash("audit-operator", citizen_id.trim())
+    }
+
+    /// Runs one check: validate, replay or refuse a reused request id, look up, judge, record.
+    pub async fn check(&self, req: CheckCoverageRequest) -> Result<CheckCoverageResponse, Status> {
+        let started = Instant::now();
+        let _in_flight = self.metrics.in_flight();
+        let size = req.encoded_len();
+        if size > self.max_message_bytes {
+            let error = FieldError {
+                field: "request",
+                message: format!(
+                    "{size} bytes exceeds the limit of {}",
+                    self.max_message_bytes
+                ),
+            };
+            return Err(self.refuse(&req, invalid(&error), started).await);
+        }
+        let valid = match request::validate(&req) {
+            Ok(valid) => valid,
+            Err(error) => return Err(self.refuse(&req, invalid(&error), started).await),
+        };
+        let payload_hash = request::payload_hash(&req);
+        let lock = self.key_lock(&req);
+        let _serialised = lock.lock().await;
+        let stored = store::stored_answer(
+            &self.audit_pool,
+            &req.facility_code,
+            &req.station_id,
+            &req.request_id,
+        )
+        .await;
+        let outcome = match stored {
+            Err(error) => {
+                tracing::error!(%error, "idempotency look-up failed");
+                Err(audit_unavailable(AuditError::Unavailable(
+                    "audit store unreachable".into(),
+                )))
+            }
+            Ok(Some(stored)) if stored.payload_hash == payload_hash => {
+                CheckCoverageResponse::decode(stored.response.as_slice()).map_err(|_| {
+                    Status::internal("the stored answer for this request_id is unreadable")
+                })
+            }
+            Ok(Some(_)) => {
+                let status = Status::already_exists(
+                    "request_id: already used by this station for a different request; use a new request_id",
+                );
+                Err(self.refuse(&req, status, started).await)
+            }
+            Ok(None) => self.answer(&req, valid, payload_hash, started).await,
+        };
+        drop(_serialised);
+        self.release_key_lock(&req, lock);
+        outcome
+    }
+
+    async fn answer(
+        &self,
+        req: &CheckCoverageRequest,
+        valid: ValidCheck,
+        payload_hash: String,
+        started: Instant,
+    ) -> Result<CheckCoverageResponse, Status> {
+        let now = OffsetDateTime::now_utc();
+        let (verdict, card, cache) = match self.lookup.find(&valid.subject).await {
+            Ok((cached, provenance)) => {
+                let verdict = coverage::judge(
+                    cached.card.as_ref(),
+                    &valid.claim,
+                    coverage::vietnam_date(now),
+                );
+                let age = u32::try_from((now.unix_timestamp() - cached.fetched_at).max(0))
+                    .unwrap_or(u32::MAX);
+                (
+                    verdict,
+                    cached.card,
+                    CacheInfo {
+                        status: cache_status(provenance) as i32,
+                        age_seconds: age,
+                    },
+                )
+            }
+            Err(error) => {
+                // A dead source is an outcome the desk must see, not a failed call.
+                tracing::warn!(%error, "coverage source failed");
+                let info = CacheInfo {
+                    status: CacheStatus::Miss as i32,
+                    age_seconds: 0,
+                };
+                (coverage::verdict(ResultCode::CannotVerifyNow), None, info)
+            }
+        };
+        let (vi, en) = messages::for_result(verdict.result);
+        let mut response = CheckCoverageResponse {
+            request_id: req.request_id.clone(),
+            result: verdict.result as i32,
+            source_result_code: verdict.source_code.to_owned(),
+            usable: verdict.usable,
+            message: Some(LocalizedText {
+                vi: vi.into(),
+                en: en.into(),
+            }),
+            coverage: card
+                .as_ref()
+                .map(|c| coverage_of(c, &valid.claim.facility_code)),
+            cache: Some(cache),
+            audit_record_id: String::new(),
+            checked_at: Some(prost_types::Timestamp {
+                seconds: now.unix_timestamp(),
+                nanos: 0,
+            }),
+            source: self.lookup.source_name().to_owned(),
+        };
+        let entry = AuditEntry {
+            subject_kind: valid.subject.kind().to_owned(),
+            subject_hash: self.subject_hash(&valid.subject),
+            operator_hash: self.operator_hash(valid.operator_id.as_str()),
+            result: verdict.result as i32,
+            source_code: verdict.source_code.to_owned(),
+            cache_status: cache.status,
+            evidence: valid.evidence.clone(),
+            ..self.entry_base(req, started)
+        };
+        let idempotent = Idempotent {
+            payload_hash,
+            response: response.clone(),
+        };
+        let record_id = self
+            .audit
+            .append(entry, Some(idempotent))
+            .await
+            .map_err(|e| {
+                self.metrics.check_refused(tonic::Code::Unavailable);
+                audit_unavailable(e)
+            })?;
+        response.audit_record_id = record_id;
+        self.metrics
+            .check_answered(verdict_label(&verdict), cache_label(cache.status));
+        Ok(response)
+    }
+
+    /// Records a refused request, then returns the refusal (or UNAVAILABLE if even that cannot
+    /// be recorded).
+    async fn refuse(&self, req: &CheckCoverageRequest, status: Status, started: Instant) -> Status {
+        let (kind, raw) = match &req.subject {
+            Some(check_coverage_request::Subject::CitizenId(id)) => ("citizen_id", id.as_str()),
+            Some(check_coverage_request::Subject::CardNumber(card)) => {
+                ("card_number", card.as_str())
+            }
+            None => ("none", ""),
+        };
+        let entry = AuditEntry {
+            subject_kind: kind.into(),
+            subject_hash: self
+                .keys
+                .hash("audit-subject", &format!("{kind}:{}", raw.trim())),
+            operator_hash: self
+                .operator_hash(req.operator.as_ref().map_or("", |o| o.citizen_id.as_str())),
+            error_code: status.code() as i32,
+            error_message: status.message().to_owned(),
+            ..self.entry_base(req, started)
+        };
+        self.metrics.check_refused(status.code());
+        match self.audit.append(entry, None).await {
+            Ok(_) => status,
+            Err(e) => audit_unavailable(e),
+        }
+    }
+
+    /// The fields every record has, whatever the outcome. Free text from the request is bounded
+    /// so a hostile request cannot bloat the log.
+    fn entry_base(&self, req: &CheckCoverageRequest, started: Instant) -> AuditEntry {
+        let bounded = |s: &str| s.chars().take(64).collect::<String>();
+        let evidence = req.evidence.as_ref();
+        AuditEntry {
+            recorded_at: crate::audit::writer::now_micros(),
+            request_id: bounded(&req.request_id),
+            facility_code: bounded(&req.facility_code),
+            station_id: bounded(&req.station_id),
+            evidence: crate::audit::Evidence {
+                method: evidence.map_or(0, |e| e.method),
+                ..Default::default()
+            },
+            latency_micros: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
+            ..Default::default()
+        }
+    }
+
+    fn key_lock(&self, req: &CheckCoverageRequest) -> Arc<tokio::sync::Mutex<()>> {
+        let key = (
+            req.facility_code.clone(),
+            req.station_id.clone(),
+            req.request_id.clone(),
+        );
+        self.in_progress
+            .lock()
+            .expect("key locks")
+            .entry(key)
+            .or_default()
+            .clone()
+    }
+
+    fn release_key_lock(&self, req: &CheckCoverageRequest, lock: Arc<tokio::sync::Mutex<()>>) {
+        let key = (
+            req.facility_code.clone(),
+            req.station_id.clone(),
+            req.request_id.clone(),
+        );
+        let mut locks = self.in_progress.lock().expect("key locks");
+        // Only the last holder removes the entry: the map and this handle hold one each.
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(&key);
+        }
+    }
+}
+
+fn invalid(error: &FieldError) -> Status {
+    Status::invalid_argument(error.to_string())
+}
+
+fn audit_unavailable(error: AuditError) -> Status {
+    Status::unavailable(format!(
+        "{error}; no answer is given without a record: retry with the same request_id"
+    ))
+}
+
+fn cache_status(provenance: Provenance) -> CacheStatus {
+    match provenance {
+        Provenance::Source => CacheStatus::Miss,
+        Provenance::Cache(CacheTier::Redis) => CacheStatus::Hit,
+        Provenance::Cache(CacheTier::Fallback) => CacheStatus::Fallback,
+    }
+}
+
+fn cache_label(status: i32) -> &'static str {
+    match CacheStatus::try_from(status) {
+        Ok(CacheStatus::Hit) => "hit",
+        Ok(CacheStatus::Fallback) => "fallback",
+        _ => "miss",
+    }
+}
+
+fn verdict_label(verdict: &Verdict) -> &'static str {
+    verdict.result.as_str_name()
+}
+
+fn date(d: time::Date) -> bhyt_proto::v1::Date {
+    bhyt_proto::v1::Date {
+        year: d.year() as u32,
+        month: u8::from(d.month()).into(),
+        day: d.day().into(),
+    }
+}
+
+fn coverage_of(card: &CardRecord, facility: &str) -> Coverage {
+    let (percent, description) = benefit_percent(card.benefit_level).unwrap_or((0, ""));
+    Coverage {
+        card_number: card.card_number.clone(),
+        social_insurance_number: card.social_insurance_number.clone(),
+        category: card.category.clone(),
+        benefit_level: card.benefit_level.into(),
+        benefit_percent: percent,
+        benefit_description: description.into(),
+        valid_from: Some(date(card.valid_from)),
+        valid_to: Some(date(card.valid_to)),
+        primary_care_facility: card.primary_care_facility.clone(),
+        primary_care_is_this_facility: card.primary_care_facility == facility,
+        area_code: card.area_code.clone().unwrap_or_default(),
+        five_year_date: card.five_year_date.map(date),
+        issuing_office: card.issuing_office.clone(),
+        new_card: card.replaced_by.as_ref().map(|n| NewCard {
+            card_number: n.card_number.clone(),
+            valid_from: Some(date(n.valid_from)),
+            valid_to: Some(date(n.valid_to)),
+        }),
+    }
+}
+
+/// The gRPC face of [`Checks`].
+pub struct VerificationApi(pub Arc<Checks>);
+
+type BatchStream = Pin<Box<dyn Stream<Item = Result<BatchItemResult, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl VerificationService for VerificationApi {
+    #[tracing::instrument(skip_all, fields(station = %request.get_ref().station_id))]
+    async fn check_coverage(
+        &self,
+        request: Request<CheckCoverageRequest>,
+    ) -> Result<Response<CheckCoverageResponse>, Status> {
+        self.0.check(request.into_inner()).await.map(Response::new)
+    }
+
+    type CheckCoverageBatchStream = BatchStream;
+
+    async fn check_coverage_batch(
+        &self,
+        request: Request<Streaming<CheckCoverageRequest>>,
+    ) -> Result<Response<BatchStream>, Status> {
+        let checks = self.0.clone();
+        let concurrency = checks.batch_concurrency;
+        // Items are checked concurrently but answered in the order sent.
+        let results = request
+            .into_inner()
+            .enumerate()
+            .map(move |(index, item)| {
+                let checks = checks.clone();
+                async move {
+                    let req = item?;
+                    let request_id = req.request_id.clone();
+                    let outcome = match checks.check(req).await {
+                        Ok(response) => batch_item_result::Outcome::Response(response),
+                        Err(status) => batch_item_result::Outcome::Error(ItemError {
+                            code: status.code() as i32,
+                            message: status.message().to_owned(),
+                        }),
+                    };
+                    Ok(BatchItemResult {
+                        request_id,
+                        index: index as u32,
+                        outcome: Some(outcome),
+                    })
+                }
+            })
+            .buffered(concurrency);
+        Ok(Response::new(Box::pin(results)))
+    }
+}

@@ -1,0 +1,383 @@
+//! The audit tables (migrations/audit) through sqlx's Any driver, for SQLite and PostgreSQL.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+
+use super::chain::{AuditEntry, ChainedRecord, Evidence};
+
+const RECORD_COLUMNS: &str = "writer_id, seq, recorded_at, request_id, facility_code, station_id, \
+    operator_hash, subject_kind, subject_hash, result, source_code, error_code, error_message, \
+    cache_status, evidence_method, evidence_passive, evidence_chip, evidence_active, \
+    evidence_ds_issuer, latency_micros, prev_hash, record_hash";
+const RECORD_COLUMN_COUNT: usize = 22;
+
+/// `($1, ..., $n), ($n+1, ...)`: placeholders both SQLite and PostgreSQL accept.
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+    let mut out = String::new();
+    for row in 0..rows {
+        out.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..columns {
+            if col > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(row * columns + col + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// The answer stored for an idempotency key.
+pub struct StoredAnswer {
+    pub payload_hash: String,
+    pub record_id: String,
+    pub response: Vec<u8>,
+}
+
+/// A new idempotency key, committed with its audit record.
+pub struct IdempotencyRow {
+    pub facility_code: String,
+    pub station_id: String,
+    pub request_id: String,
+    pub payload_hash: String,
+    pub record_id: String,
+    pub response: Vec<u8>,
+    pub created_at: i64,
+}
+
+pub struct Checkpoint {
+    pub writer_id: String,
+    pub number: i64,
+    pub seq: i64,
+    pub record_hash: String,
+    pub signed_at: i64,
+    pub closing: bool,
+    pub key_id: String,
+    pub signature: String,
+}
+
+pub async fn register_writer(
+    pool: &AnyPool,
+    writer_id: &str,
+    started_at: i64,
+    key_id: &str,
+    host: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_writers (writer_id, started_at, key_id, host) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(writer_id)
+    .bind(started_at)
+    .bind(key_id)
+    .bind(host)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Inserts a group of chained records and their idempotency keys in one transaction.
+pub async fn insert_group(
+    pool: &AnyPool,
+    records: &[ChainedRecord],
+    keys: &[IdempotencyRow],
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // Stay well below SQLite's and PostgreSQL's bound-parameter limits.
+    for chunk in records.chunks(256) {
+        let sql = format!(
+            "INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES {}",
+            placeholders(chunk.len(), RECORD_COLUMN_COUNT)
+        );
+        // Built from constants and placeholders only; values are bound.
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for r in chunk {
+            let e = &r.entry;
+            query = query
+                .bind(&r.writer_id)
+                .bind(r.seq)
+                .bind(e.recorded_at)
+                .bind(&e.request_id)
+                .bind(&e.facility_code)
+                .bind(&e.station_id)
+                .bind(&e.operator_hash)
+                .bind(&e.subject_kind)
+                .bind(&e.subject_hash)
+                .bind(i64::from(e.result))
+                .bind(&e.source_code)
+                .bind(i64::from(e.error_code))
+                .bind(&e.error_message)
+                .bind(i64::from(e.cache_status))
+                .bind(i64::from(e.evidence.method))
+                .bind(i64::from(e.evidence.passive_authentication))
+                .bind(i64::from(e.evidence.chip_authentication))
+                .bind(i64::from(e.evidence.active_authentication))
+                .bind(&e.evidence.document_signer_issuer)
+                .bind(e.latency_micros)
+                .bind(&r.prev_hash)
+                .bind(&r.record_hash);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    for k in keys {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (facility_code, station_id, request_id, payload_hash, \
+             record_id, response, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&k.facility_code)
+        .bind(&k.station_id)
+        .bind(&k.request_id)
+        .bind(&k.payload_hash)
+        .bind(&k.record_id)
+        .bind(&k.response)
+        .bind(k.created_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+pub async fn stored_answer(
+    pool: &AnyPool,
+    facility_code: &str,
+    station_id: &str,
+    request_id: &str,
+) -> Result<Option<StoredAnswer>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT payload_hash, record_id, response FROM idempotency_keys \
+         WHERE facility_code = $1 AND station_id = $2 AND request_id = $3",
+    )
+    .bind(facility_code)
+    .bind(station_id)
+    .bind(request_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(StoredAnswer {
+            payload_hash: r.try_get(0)?,
+            record_id: r.try_get(1)?,
+            response: r.try_get(2)?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn insert_checkpoint(pool: &AnyPool, c: &Checkpoint) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_checkpoints (writer_id, number, seq, record_hash, signed_at, closing, \
+         key_id, signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&c.writer_id)
+    .bind(c.number)
+    .bind(c.seq)
+    .bind(&c.record_hash)
+    .bind(c.signed_at)
+    .bind(i64::from(c.closing))
+    .bind(&c.key_id)
+    .bind(&c.signature)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn checkpoints(pool: &AnyPool, writer_id: &str) -> Result<Vec<Checkpoint>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT writer_id, number, seq, record_hash, signed_at, closing, key_id, signature \
+         FROM audit_checkpoints WHERE writer_id = $1 ORDER BY number",
+    )
+    .bind(writer_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Checkpoint {
+                writer_id: r.try_get(0)?,
+                number: r.try_get(1)?,
+                seq: r.try_get(2)?,
+                record_hash: r.try_get(3)?,
+                signed_at: r.try_get(4)?,
+                closing: r.try_get::<i64, _>(5)? != 0,
+                key_id: r.try_get(6)?,
+                signature: r.try_get(7)?,
+            })
+        })
+        .collect()
+}
+
+/// Every writer that ever registered, and every writer that has records or checkpoints (an
+/// attacker deleting a writer's registration must not hide its chain).
+pub async fn writers(pool: &AnyPool) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT writer_id FROM audit_writers UNION SELECT DISTINCT writer_id FROM audit_records \
+         UNION SELECT DISTINCT writer_id FROM audit_checkpoints ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(|r| r.try_get(0)).collect()
+}
+
+/// A writer's records from `from_seq` on, in chain order, at most `limit`.
+pub async fn chain_segment(
+    pool: &AnyPool,
+    writer_id: &str,
+    from_seq: i64,
+    limit: i64,
+) -> Result<Vec<ChainedRecord>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM audit_records WHERE writer_id = $1 AND seq >= $2 \
+         ORDER BY seq LIMIT $3"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(writer_id)
+        .bind(from_seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(record_from_row).collect()
+}
+
+/// The first and last sequence numbers of a writer's records inside a time range.
+pub async fn seq_range(
+    pool: &AnyPool,
+    writer_id: &str,
+    from: i64,
+    to: i64,
+) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT MIN(seq), MAX(seq) FROM audit_records \
+         WHERE writer_id = $1 AND recorded_at >= $2 AND recorded_at < $3",
+    )
+    .bind(writer_id)
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await?;
+    Ok(row
+        .try_get::<Option<i64>, _>(0)?
+        .zip(row.try_get::<Option<i64>, _>(1)?))
+}
+
+/// Filters of an auditor's query; identifiers already keyed-hashed.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub from: i64,
+    pub to: i64,
+    pub facility_code: Option<String>,
+    pub station_id: Option<String>,
+    pub operator_hash: Option<String>,
+    pub subject_hash: Option<String>,
+    pub results: Vec<i32>,
+}
+
+/// Where a page ended: records are ordered by (recorded_at, writer_id, seq).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub recorded_at: i64,
+    pub writer_id: String,
+    pub seq: i64,
+}
+
+pub async fn query(
+    pool: &AnyPool,
+    filter: &Filter,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<Vec<ChainedRecord>, sqlx::Error> {
+    let mut conditions = vec![
+        "recorded_at >= $1".to_owned(),
+        "recorded_at < $2".to_owned(),
+    ];
+    let mut texts = Vec::new();
+    for (column, value) in [
+        ("facility_code", &filter.facility_code),
+        ("station_id", &filter.station_id),
+        ("operator_hash", &filter.operator_hash),
+        ("subject_hash", &filter.subject_hash),
+    ] {
+        if let Some(value) = value {
+            texts.push(value.as_str());
+            conditions.push(format!("{column} = ${}", texts.len() + 2));
+        }
+    }
+    let mut next = texts.len() + 3;
+    if !filter.results.is_empty() {
+        let list: Vec<String> = filter.results.iter().map(|r| r.to_string()).collect();
+        // Result codes are integers from a closed enum, safe to inline.
+        conditions.push(format!("result IN ({})", list.join(", ")));
+    }
+    if after.is_some() {
+        conditions.push(format!(
+            "(recorded_at > ${a} OR (recorded_at = ${a} AND (writer_id > ${b} OR (writer_id = ${b} AND seq > ${c}))))",
+            a = next,
+            b = next + 1,
+            c = next + 2
+        ));
+        next += 3;
+    }
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM audit_records WHERE {} \
+         ORDER BY recorded_at, writer_id, seq LIMIT ${next}",
+        conditions.join(" AND ")
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql))
+        .bind(filter.from)
+        .bind(filter.to);
+    for text in texts {
+        q = q.bind(text);
+    }
+    if let Some(c) = after {
+        q = q.bind(c.recorded_at).bind(c.writer_id.clone()).bind(c.seq);
+    }
+    let rows = q.bind(limit).fetch_all(pool).await?;
+    rows.iter().map(record_from_row).collect()
+}
+
+fn record_from_row(r: &AnyRow) -> Result<ChainedRecord, sqlx::Error> {
+    let int = |i: usize| -> Result<i32, sqlx::Error> {
+        let v: i64 = r.try_get(i)?;
+        i32::try_from(v).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    };
+    let flag = |i: usize| -> Result<bool, sqlx::Error> { Ok(r.try_get::<i64, _>(i)? != 0) };
+    Ok(ChainedRecord {
+        writer_id: r.try_get(0)?,
+        seq: r.try_get(1)?,
+        entry: AuditEntry {
+            recorded_at: r.try_get(2)?,
+            request_id: r.try_get(3)?,
+            facility_code: r.try_get(4)?,
+            station_id: r.try_get(5)?,
+            operator_hash: r.try_get(6)?,
+            subject_kind: r.try_get(7)?,
+            subject_hash: r.try_get(8)?,
+            result: int(9)?,
+            source_code: r.try_get(10)?,
+            error_code: int(11)?,
+            error_message: r.try_get(12)?,
+            cache_status: int(13)?,
+            evidence: Evidence {
+                method: int(14)?,
+                passive_authentication: flag(15)?,
+                chip_authentication: flag(16)?,
+                active_authentication: flag(17)?,
+                document_signer_issuer: r.try_get(18)?,
+            },
+            latency_micros: r.try_get(19)?,
+        },
+        prev_hash: r.try_get(20)?,
+        record_hash: r.try_get(21)?,
+    })
+}
+
+/// The last record of a writer's chain: (seq, record_hash).
+pub async fn chain_head(
+    pool: &AnyPool,
+    writer_id: &str,
+) -> Result<Option<(i64, String)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT seq, record_hash FROM audit_records WHERE writer_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(writer_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+}

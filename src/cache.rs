@@ -1,0 +1,261 @@
+//! The coverage cache: Redis, shared by all replicas, in front of the source; an in-process
+//! cache (moka) stands in only while Redis is absent or unreachable.
+//!
+//! The in-process cache is a fallback, not a near cache in front of Redis: replicas could not
+//! invalidate each other's copies, so while Redis works it is neither read nor written, and it is
+//! emptied when Redis comes back.
+//!
+//! Keys are keyed hashes of the subject (`bhyt:cov:v1:<hmac>`): no citizen ID or card number is
+//! ever visible in Redis.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime, Time};
+use tokio::sync::OnceCell;
+
+use crate::config::CacheConfig;
+use crate::coverage::{CardRecord, Subject, VIETNAM};
+use crate::keys::Pseudonymizer;
+
+/// What the cache holds for a subject: the source's facts (or their absence) and when they were
+/// fetched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedCoverage {
+    pub card: Option<CardRecord>,
+    /// Unix seconds.
+    pub fetched_at: i64,
+}
+
+/// Where a cached answer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheTier {
+    Redis,
+    Fallback,
+}
+
+pub struct CoverageCache {
+    redis: Arc<OnceCell<ConnectionManager>>,
+    redis_configured: bool,
+    /// Whether the last Redis command worked; flips are logged once.
+    redis_healthy: AtomicBool,
+    fallback: moka::future::Cache<String, Arc<FallbackEntry>>,
+    keys: Pseudonymizer,
+    ttl: Duration,
+    not_found_ttl: Duration,
+    timeout: Duration,
+}
+
+impl CoverageCache {
+    /// Starts connecting to Redis in the background (when configured) and returns at once:
+    /// a Redis that is down at start-up is picked up when it comes up.
+    pub fn new(config: &CacheConfig, keys: Pseudonymizer) -> Result<Arc<Self>, redis::RedisError> {
+        let redis = Arc::new(OnceCell::new());
+        let redis_configured = !config.redis_url.is_empty();
+        let timeout = Duration::from_millis(config.redis_timeout_ms);
+        if redis_configured {
+            let client = redis::Client::open(config.redis_url.as_str())?;
+            tokio::spawn(connect_until_up(client, redis.clone(), timeout));
+        }
+        Ok(Arc::new(Self {
+            redis,
+            redis_configured,
+            redis_healthy: AtomicBool::new(redis_configured),
+            fallback: moka::future::Cache::builder()
+                .max_capacity(config.fallback_capacity)
+                .expire_after(EntryLifetime)
+                .build(),
+            keys,
+            ttl: Duration::from_secs(config.ttl_secs),
+            not_found_ttl: Duration::from_secs(config.not_found_ttl_secs),
+            timeout,
+        }))
+    }
+
+    /// The Redis key for a subject.
+    pub fn key(&self, subject: &Subject) -> String {
+        cache_key(&self.keys, subject)
+    }
+
+    /// Whether answers currently come from Redis (false: none configured, or unreachable).
+    pub fn redis_in_use(&self) -> bool {
+        self.redis_configured && self.redis_healthy.load(Ordering::Relaxed)
+    }
+
+    pub async fn get(&self, key: &str) -> Option<(CachedCoverage, CacheTier)> {
+        if let Some(mut conn) = self.connection() {
+            let got: Result<Option<Vec<u8>>, _> = self.bounded(conn.get(key)).await;
+            if let Ok(value) = got {
+                self.mark_redis(true);
+                return value
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                    .map(|v| (v, CacheTier::Redis));
+            }
+            self.mark_redis(false);
+        }
+        self.fallback
+            .get(key)
+            .await
+            .map(|e| (e.value.clone(), CacheTier::Fallback))
+    }
+
+    pub async fn put(&self, key: &str, value: &CachedCoverage, now: OffsetDateTime) {
+        let ttl = self.ttl_for(value, now);
+        if let Some(mut conn) = self.connection() {
+            let bytes = serde_json::to_vec(value).expect("cache entries serialise");
+            let set: Result<(), _> = self
+                .bounded(conn.set_ex(key, bytes, ttl.as_secs().max(1)))
+                .await;
+            if set.is_ok() {
+                self.mark_redis(true);
+                return;
+            }
+            self.mark_redis(false);
+        }
+        let entry = FallbackEntry {
+            value: value.clone(),
+            ttl,
+        };
+        self.fallback.insert(key.to_owned(), Arc::new(entry)).await;
+    }
+
+    /// Removes the entries of subjects whose registry data changed.
+    pub async fn invalidate(&self, keys: &[String]) -> Result<(), redis::RedisError> {
+        for key in keys {
+            self.fallback.invalidate(key).await;
+        }
+        if let Some(mut conn) = self.connection() {
+            for chunk in keys.chunks(1000) {
+                let _: () = self.bounded(conn.del(chunk)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A found card lives for the configured TTL, but never past the end of its validity in
+    /// Vietnam (after which the verdict changes); "not found" lives briefly.
+    fn ttl_for(&self, value: &CachedCoverage, now: OffsetDateTime) -> Duration {
+        let Some(card) = &value.card else {
+            return self.not_found_ttl;
+        };
+        let until_expiry = end_of_day(card.valid_to) - now;
+        match u64::try_from(until_expiry.whole_seconds()) {
+            Ok(secs) if secs > 0 => self.ttl.min(Duration::from_secs(secs)),
+            _ => self.not_found_ttl,
+        }
+    }
+
+    fn connection(&self) -> Option<ConnectionManager> {
+        self.redis.get().cloned()
+    }
+
+    async fn bounded<T>(
+        &self,
+        command: impl Future<Output = redis::RedisResult<T>>,
+    ) -> redis::RedisResult<T> {
+        match tokio::time::timeout(self.timeout, command).await {
+            Ok(result) => result,
+            Err(_) => Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))),
+        }
+    }
+
+    fn mark_redis(&self, healthy: bool) {
+        if self.redis_healthy.swap(healthy, Ordering::Relaxed) != healthy {
+            if healthy {
+                tracing::info!("redis is reachable again: cache answers come from Redis");
+                // Entries written during the outage may since have been invalidated in Redis.
+                self.fallback.invalidate_all();
+            } else {
+                tracing::warn!("redis is unreachable: falling back to the in-process cache");
+            }
+        }
+    }
+}
+
+/// An in-process entry keeps the lifetime it would have had in Redis.
+struct FallbackEntry {
+    value: CachedCoverage,
+    ttl: Duration,
+}
+
+struct EntryLifetime;
+
+impl moka::Expiry<String, Arc<FallbackEntry>> for EntryLifetime {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        entry: &Arc<FallbackEntry>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+/// The first instant after `date` ends in Vietnam.
+fn end_of_day(date: Date) -> OffsetDateTime {
+    date.next_day()
+        .unwrap_or(date)
+        .with_time(Time::MIDNIGHT)
+        .assume_offset(VIETNAM)
+}
+
+async fn connect_until_up(
+    client: redis::Client,
+    cell: Arc<OnceCell<ConnectionManager>>,
+    timeout: Duration,
+) {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(1));
+    loop {
+        match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
+            Ok(manager) => {
+                let _ = cell.set(manager);
+                tracing::info!("connected to redis");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "redis not reachable yet; using the in-process cache, retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// After an import changed the registry, removes the Redis entries of every subject it touched
+/// (by citizen ID and by each form of card number). Returns how many keys were named.
+///
+/// Replicas' in-process fallbacks hold entries only while Redis is unreachable, and are emptied
+/// when it comes back.
+pub async fn invalidate_after_import(
+    config: &crate::config::Config,
+    subjects: &[Subject],
+) -> Result<usize, crate::server::StartError> {
+    if config.cache.redis_url.is_empty() || subjects.is_empty() {
+        return Ok(0);
+    }
+    let keys = crate::keys::Keys::load_or_create(&config.keys_dir())?;
+    let client = redis::Client::open(config.cache.redis_url.as_str())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let cache_keys: Vec<String> = subjects
+        .iter()
+        .map(|s| cache_key(&keys.pseudonymizer, s))
+        .collect();
+    for chunk in cache_keys.chunks(1000) {
+        let _: () = conn.del(chunk).await?;
+    }
+    Ok(cache_keys.len())
+}
+
+fn cache_key(keys: &Pseudonymizer, subject: &Subject) -> String {
+    format!(
+        "bhyt:cov:v1:{}",
+        keys.hash("cache", &format!("{}:{}", subject.kind(), subject.value()))
+    )
+}

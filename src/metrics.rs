@@ -1,0 +1,192 @@
+//! Prometheus metrics, served at `/metrics` on the operator port. Labels carry outcomes and
+//! component names only, never an identifier of a person.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::cache::CacheTier;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabels {
+    result: String,
+    cache: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    code: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    checks: Family<CheckLabels, Counter>,
+    refusals: Family<RefusalLabels, Counter>,
+    cache: Family<OutcomeLabels, Counter>,
+    source_queries: Family<SourceLabels, Counter>,
+    source_latency: Histogram,
+    audit_commit_latency: Histogram,
+    audit_batch_size: Histogram,
+    audit_failures: Counter,
+    in_flight: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("bhyt");
+        let checks = Family::<CheckLabels, Counter>::default();
+        registry.register(
+            "checks",
+            "Answered coverage checks by result code and cache status",
+            checks.clone(),
+        );
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "refusals",
+            "Checks refused with a gRPC error, by code",
+            refusals.clone(),
+        );
+        let cache = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "cache_lookups",
+            "Cache look-ups: redis_hit, fallback_hit, miss",
+            cache.clone(),
+        );
+        let source_queries = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "source_queries",
+            "Queries to the coverage source",
+            source_queries.clone(),
+        );
+        let seconds = || Histogram::new(exponential_buckets(0.0001, 2.0, 18));
+        let source_latency = seconds();
+        registry.register(
+            "source_latency_seconds",
+            "Coverage source query latency",
+            source_latency.clone(),
+        );
+        let audit_commit_latency = seconds();
+        registry.register(
+            "audit_commit_latency_seconds",
+            "Time to commit one group of audit records",
+            audit_commit_latency.clone(),
+        );
+        let audit_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 11));
+        registry.register(
+            "audit_batch_size",
+            "Audit records per group commit",
+            audit_batch_size.clone(),
+        );
+        let audit_failures = Counter::default();
+        registry.register(
+            "audit_commit_failures",
+            "Failed audit commits",
+            audit_failures.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "checks_in_flight",
+            "Coverage checks being processed now",
+            in_flight.clone(),
+        );
+        Self {
+            registry,
+            checks,
+            refusals,
+            cache,
+            source_queries,
+            source_latency,
+            audit_commit_latency,
+            audit_batch_size,
+            audit_failures,
+            in_flight,
+        }
+    }
+
+    pub fn check_answered(&self, result: &str, cache: &'static str) {
+        self.checks
+            .get_or_create(&CheckLabels {
+                result: result.to_owned(),
+                cache,
+            })
+            .inc();
+    }
+
+    pub fn check_refused(&self, code: tonic::Code) {
+        self.refusals
+            .get_or_create(&RefusalLabels {
+                code: format!("{code:?}"),
+            })
+            .inc();
+    }
+
+    pub fn cache_lookup(&self, hit: Option<CacheTier>) {
+        let outcome = match hit {
+            Some(CacheTier::Redis) => "redis_hit",
+            Some(CacheTier::Fallback) => "fallback_hit",
+            None => "miss",
+        };
+        self.cache.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn source_query(&self, source: &'static str, took: Duration, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.source_queries
+            .get_or_create(&SourceLabels { source, outcome })
+            .inc();
+        self.source_latency.observe(took.as_secs_f64());
+    }
+
+    pub fn audit_committed(&self, records: usize, took: Duration) {
+        self.audit_batch_size.observe(records as f64);
+        self.audit_commit_latency.observe(took.as_secs_f64());
+    }
+
+    pub fn audit_failed(&self) {
+        self.audit_failures.inc();
+    }
+
+    /// Counts a check in flight until the returned guard drops.
+    pub fn in_flight(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(&self.in_flight)
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+pub struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

@@ -1,0 +1,214 @@
+//! Putting the service together from its configuration, and serving it until shutdown.
+//!
+//! The caller owns the listeners and the shutdown signal (tests bind port 0 and stop the server
+//! when they are done); shutdown stops accepting calls, lets calls in progress finish, then
+//! commits the audit log's queue and signs its closing checkpoint.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use bhyt_proto::v1::audit_service_server::AuditServiceServer;
+use bhyt_proto::v1::verification_service_server::VerificationServiceServer;
+use sqlx::AnyPool;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::api::audit::AuditApi;
+use crate::api::verification::{Checks, VerificationApi};
+use crate::audit::AuditLog;
+use crate::audit::writer::WriterOptions;
+use crate::cache::CoverageCache;
+use crate::config::Config;
+use crate::db::{self, Schema};
+use crate::keys::{CheckpointVerifier, KeyError, Keys};
+use crate::lookup::Lookup;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("registry database: {0}")]
+    Registry(sqlx::Error),
+    #[error("audit database: {0}")]
+    Audit(sqlx::Error),
+    #[error("redis configuration: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("serving: {0}")]
+    Serve(String),
+}
+
+/// A started backend: databases open, audit writer running, not yet serving.
+pub struct App {
+    pub config: Config,
+    pub checks: Arc<Checks>,
+    pub metrics: Arc<Metrics>,
+    pub registry_pool: AnyPool,
+    verifiers: Vec<CheckpointVerifier>,
+}
+
+impl App {
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
+        let keys = Keys::load_or_create(&config.keys_dir())?;
+        let metrics = Arc::new(Metrics::new());
+        let registry_pool = db::connect(&config.registry_url(), 16, Schema::Registry)
+            .await
+            .map_err(StartError::Registry)?;
+        let audit_pool = db::connect(&config.audit_url(), 8, Schema::Audit)
+            .await
+            .map_err(StartError::Audit)?;
+        let verifiers = vec![keys.signer.verifier()];
+        let audit = AuditLog::start(
+            audit_pool.clone(),
+            keys.signer,
+            metrics.clone(),
+            WriterOptions {
+                max_batch: config.audit.max_batch,
+                checkpoint_interval: Duration::from_secs(
+                    config.audit.checkpoint_interval_secs.max(1),
+                ),
+                commit_timeout: Duration::from_millis(config.audit.commit_timeout_ms),
+            },
+        )
+        .await
+        .map_err(StartError::Audit)?;
+        let cache = CoverageCache::new(&config.cache, keys.pseudonymizer.clone())?;
+        if config.cache.redis_url.is_empty() {
+            tracing::warn!("no redis configured: caching in this process only");
+        }
+        let source = Arc::new(Registry::new(registry_pool.clone()));
+        let lookup = Lookup::new(cache, source, metrics.clone(), config.cache.coalesce);
+        let checks = Arc::new(Checks::new(
+            lookup,
+            audit,
+            audit_pool,
+            keys.pseudonymizer,
+            metrics.clone(),
+            config.limits.max_message_bytes,
+        ));
+        tracing::info!(writer = checks.audit.writer_id(), "audit writer started");
+        Ok(Self {
+            config,
+            checks,
+            metrics,
+            registry_pool,
+            verifiers,
+        })
+    }
+
+    /// Serves gRPC on `grpc` and the operator endpoints on `http` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        grpc: TcpListener,
+        http: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let limits = &self.config.limits;
+        // Reflection and health for operators and generic clients (grpcurl, grpc_health_probe).
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(bhyt_proto::v1::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| StartError::Serve(e.to_string()))?;
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<VerificationServiceServer<VerificationApi>>()
+            .await;
+        health_reporter
+            .set_serving::<AuditServiceServer<AuditApi>>()
+            .await;
+
+        // The transport refuses only absurd messages; the check itself refuses, audits and
+        // names anything above the configured limit.
+        let transport_limit = limits.max_message_bytes.saturating_mul(4).max(64 * 1024);
+        let verification = VerificationServiceServer::new(VerificationApi(self.checks.clone()))
+            .max_decoding_message_size(transport_limit);
+        let audit = AuditServiceServer::new(AuditApi {
+            checks: self.checks.clone(),
+            verifiers: self.verifiers.clone(),
+            quiet_after_micros: i64::try_from(self.config.audit.checkpoint_interval_secs)
+                .unwrap_or(i64::MAX / 4_000_000)
+                .saturating_mul(3_000_000),
+        })
+        .max_decoding_message_size(transport_limit);
+
+        let operator = operator_routes(OperatorState {
+            metrics: self.metrics.clone(),
+            checks: self.checks.clone(),
+            registry: self.registry_pool.clone(),
+        });
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let http_task = tokio::spawn(async move {
+            axum::serve(http, operator)
+                .with_graceful_shutdown(async {
+                    let _ = http_stopped.await;
+                })
+                .await
+        });
+
+        let result = tonic::transport::Server::builder()
+            .concurrency_limit_per_connection(limits.max_concurrent_requests)
+            .load_shed(true)
+            .timeout(self.config.request_timeout())
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(verification)
+            .add_service(audit)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), shutdown)
+            .await;
+        tracing::info!("stopped serving; closing the audit log");
+        self.checks.audit.close().await;
+        let _ = stop_http.send(());
+        let _ = http_task.await;
+        result.map_err(|e| StartError::Serve(e.to_string()))
+    }
+}
+
+#[derive(Clone)]
+struct OperatorState {
+    metrics: Arc<Metrics>,
+    checks: Arc<Checks>,
+    registry: AnyPool,
+}
+
+fn operator_routes(state: OperatorState) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/metrics",
+            get(|State(s): State<OperatorState>| async move { s.metrics.render() }),
+        )
+        .route("/health", get(health))
+        .with_state(state)
+}
+
+/// Each dependency's state, as JSON; 503 when checks cannot be answered and recorded.
+async fn health(State(s): State<OperatorState>) -> (StatusCode, axum::Json<serde_json::Value>) {
+    let registry = db::ping(&s.registry).await;
+    let audit = db::ping(&s.checks.audit_pool).await;
+    let cache = if s.checks.lookup.cache().redis_in_use() {
+        "redis"
+    } else {
+        "in-process fallback"
+    };
+    let status = if audit {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if audit && registry { "ok" } else { "degraded" },
+        "registry": if registry { "ok" } else { "unreachable" },
+        "audit_store": if audit { "ok" } else { "unreachable" },
+        "cache": cache,
+        "audit_writer": s.checks.audit.writer_id(),
+    });
+    (status, axum::Json(body))
+}
