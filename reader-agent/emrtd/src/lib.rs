@@ -8,3 +8,7 @@
 
 pub mod cccd;
 pub mod crypto;
+pub mod apdu;
+pub mod sm;
+pub mod stats;
+pub mod transport;
