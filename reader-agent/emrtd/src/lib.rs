@@ -9,6 +9,7 @@
 pub mod cccd;
 pub mod crypto;
 pub mod apdu;
+pub mod bac;
 pub mod sm;
 pub mod stats;
 pub mod transport;
