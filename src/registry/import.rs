@@ -21,7 +21,7 @@ use emrtd::cccd::id_number::CitizenId;
 use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 
 use super::csv_row::{CsvRow, FieldError, Header, HeaderError, parse_row};
-use super::{StoredCard, describe_db_error, upsert};
+use super::{StoredCard, describe_db_error, parameters, upsert};
 use crate::card_number::CardNumber;
 use crate::coverage::Subject;
 
@@ -260,7 +260,7 @@ impl Load {
         for chunk in unchecked.chunks(super::ROWS_PER_INSERT) {
             let sql = format!(
                 "SELECT card_number FROM cards WHERE card_number IN ({})",
-                placeholders(chunk.len())
+                parameters(&self.tx, 1, chunk.len())
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for card in chunk {
@@ -311,7 +311,7 @@ impl Load {
         for chunk in batch.chunks(super::ROWS_PER_INSERT) {
             let sql = format!(
                 "SELECT card_number FROM cards WHERE replaced_by IN ({})",
-                placeholders(chunk.len())
+                parameters(&self.tx, 1, chunk.len())
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for row in chunk {
@@ -368,13 +368,6 @@ fn field_error(field: &'static str, reason: &str) -> FieldError {
         field,
         reason: reason.into(),
     }
-}
-
-fn placeholders(count: usize) -> String {
-    (1..=count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A 15-character card number packed into a `u64` (two letters, thirteen digits: below 2^53),
