@@ -45,8 +45,13 @@ pub enum HeaderError {
     Missing(&'static str),
     #[error("the header names the column {0} twice")]
     Duplicate(String),
-    #[error("the header has an unknown column {0:?} (the format is in docs/registry-csv.md)")]
-    Unknown(String),
+    /// The field's position, not its text: a file without a header row would otherwise put its
+    /// first card's data in the message.
+    #[error(
+        "field {0} of the header is not a column of the format (is the header row missing? \
+         see docs/registry-csv.md)"
+    )]
+    Unknown(usize),
     #[error("the header is not UTF-8")]
     NotUtf8,
 }
@@ -69,7 +74,7 @@ impl Header {
             let column = COLUMNS
                 .iter()
                 .position(|c| c.eq_ignore_ascii_case(name))
-                .ok_or_else(|| HeaderError::Unknown(name.chars().take(40).collect()))?;
+                .ok_or(HeaderError::Unknown(position + 1))?;
             if positions[column] != usize::MAX {
                 return Err(HeaderError::Duplicate(COLUMNS[column].into()));
             }
