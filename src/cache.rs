@@ -229,28 +229,47 @@ async fn connect_until_up(
 }
 
 /// After an import changed the registry, removes the Redis entries of every subject it touched
-/// (by citizen ID and by each form of card number). Returns how many keys were named.
+/// (by citizen ID and by each form of card number), a chunk at a time. Returns how many keys
+/// were named.
 ///
 /// Replicas' in-process fallbacks hold entries only while Redis is unreachable, and are emptied
 /// when it comes back.
-pub async fn invalidate_after_import(
+pub async fn invalidate_after_import<E>(
     config: &crate::config::Config,
-    subjects: &[Subject],
-) -> Result<usize, crate::server::StartError> {
-    if config.cache.redis_url.is_empty() || subjects.is_empty() {
+    subjects: impl Iterator<Item = Result<Subject, E>>,
+) -> Result<usize, InvalidateError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    if config.cache.redis_url.is_empty() {
         return Ok(0);
     }
     let keys = crate::keys::Keys::load_or_create(&config.keys_dir())?;
     let client = redis::Client::open(config.cache.redis_url.as_str())?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let cache_keys: Vec<String> = subjects
-        .iter()
-        .map(|s| cache_key(&keys.pseudonymizer, s))
-        .collect();
-    for chunk in cache_keys.chunks(1000) {
-        let _: () = conn.del(chunk).await?;
+    let mut named = 0;
+    let mut chunk = Vec::with_capacity(1000);
+    let mut subjects = subjects.peekable();
+    while subjects.peek().is_some() {
+        chunk.clear();
+        for subject in subjects.by_ref().take(1000) {
+            let subject = subject.map_err(|e| InvalidateError::Subjects(Box::new(e)))?;
+            chunk.push(cache_key(&keys.pseudonymizer, &subject));
+        }
+        let _: () = conn.del(&chunk).await?;
+        named += chunk.len();
     }
-    Ok(cache_keys.len())
+    Ok(named)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidateError {
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("reading the imported subjects: {0}")]
+    Subjects(Box<dyn std::error::Error + Send + Sync>),
 }
 
 fn cache_key(keys: &Pseudonymizer, subject: &Subject) -> String {

@@ -69,12 +69,14 @@ impl Lookup {
         if !self.coalesce {
             return Ok((self.fetch(subject, &key).await?, Provenance::Source));
         }
-        let flight = {
+        let (flight, joined) = {
             let mut in_flight = self.in_flight.lock().expect("in-flight map lock");
-            in_flight.entry(key.clone()).or_default().clone()
+            let joined = in_flight.contains_key(&key);
+            (in_flight.entry(key.clone()).or_default().clone(), joined)
         };
         // The first caller runs the query; the others wait for its answer. A failed query
         // leaves the cell empty, and the next waiter tries again.
+        let _waiting = joined.then(|| self.metrics.coalesced_wait());
         let result = flight
             .get_or_try_init(|| self.fetch(subject, &key))
             .await

@@ -140,8 +140,7 @@ async fn import(config: Config, file: PathBuf, skip_bad_rows: bool) -> anyhow::R
     for bad in &report.bad_rows {
         eprintln!("line {}: {}: {}", bad.line, bad.field, bad.reason);
     }
-    let subjects = report.touched.collect::<Result<Vec<_>, _>>()?;
-    let invalidated = bhyt_verify::cache::invalidate_after_import(&config, &subjects).await?;
+    let invalidated = bhyt_verify::cache::invalidate_after_import(&config, report.touched).await?;
     println!(
         "{} rows read, {} loaded, {} bad; {invalidated} cache entries invalidated",
         report.rows_read, report.rows_loaded, report.bad_row_count

@@ -45,6 +45,7 @@ pub struct Metrics {
     audit_batch_size: Histogram,
     audit_failures: Counter,
     in_flight: Gauge,
+    coalesced: Gauge,
 }
 
 impl Default for Metrics {
@@ -111,7 +112,14 @@ impl Metrics {
             "Coverage checks being processed now",
             in_flight.clone(),
         );
+        let coalesced = Gauge::default();
+        registry.register(
+            "coalesced_waiting",
+            "Checks waiting for another check's source query for the same subject",
+            coalesced.clone(),
+        );
         Self {
+            coalesced,
             registry,
             checks,
             refusals,
@@ -174,6 +182,12 @@ impl Metrics {
         InFlight(&self.in_flight)
     }
 
+    /// Counts a check waiting on another's source query until the guard drops.
+    pub fn coalesced_wait(&self) -> InFlight<'_> {
+        self.coalesced.inc();
+        InFlight(&self.coalesced)
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -183,6 +197,7 @@ impl Metrics {
     }
 }
 
+/// Decrements its gauge when dropped.
 pub struct InFlight<'a>(&'a Gauge);
 
 impl Drop for InFlight<'_> {
