@@ -4,29 +4,13 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use super::chain::{AuditEntry, ChainedRecord, Evidence};
+use crate::db;
 
 const RECORD_COLUMNS: &str = "writer_id, seq, recorded_at, request_id, facility_code, station_id, \
     operator_hash, subject_kind, subject_hash, result, source_code, error_code, error_message, \
     cache_status, evidence_method, evidence_passive, evidence_chip, evidence_active, \
     evidence_ds_issuer, latency_micros, prev_hash, record_hash";
 const RECORD_COLUMN_COUNT: usize = 22;
-
-/// `($1, ..., $n), ($n+1, ...)`: placeholders both SQLite and PostgreSQL accept.
-pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
-    let mut out = String::new();
-    for row in 0..rows {
-        out.push_str(if row == 0 { "(" } else { ", (" });
-        for col in 0..columns {
-            if col > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(row * columns + col + 1).to_string());
-        }
-        out.push(')');
-    }
-    out
-}
 
 /// The answer stored for an idempotency key.
 pub struct StoredAnswer {
@@ -87,7 +71,7 @@ pub async fn insert_group(
     for chunk in records.chunks(256) {
         let sql = format!(
             "INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES {}",
-            placeholders(chunk.len(), RECORD_COLUMN_COUNT)
+            db::value_rows(&tx, chunk.len(), RECORD_COLUMN_COUNT)
         );
         // Built from constants and placeholders only; values are bound.
         let mut query = sqlx::query(AssertSqlSafe(sql));

@@ -378,28 +378,7 @@ const INSERT_COLUMNS: [&str; 20] = [
 /// PostgreSQL's (65535) limits while amortising the round trip.
 pub(crate) const ROWS_PER_INSERT: usize = 500;
 
-/// `count` bind parameters from the `first`, comma-separated.
-///
-/// PostgreSQL needs them numbered (`$1`). SQLite takes `$1` too, but sqlx binds each named
-/// parameter by asking SQLite for its name, which SQLite finds by a linear search: quadratic in
-/// the parameters of a statement, and 30 times slower for a 500-row INSERT. So SQLite gets
-/// anonymous `?`, bound in order.
-pub(crate) fn parameters(conn: &AnyConnection, first: usize, count: usize) -> String {
-    let numbered = conn.backend_name() != "SQLite";
-    let mut list = String::with_capacity(count * 6);
-    for n in first..first + count {
-        if n > first {
-            list.push_str(", ");
-        }
-        if numbered {
-            list.push('$');
-            list.push_str(&n.to_string());
-        } else {
-            list.push('?');
-        }
-    }
-    list
-}
+pub(crate) use crate::db::parameters;
 
 /// `INSERT ... VALUES (...), (...) ON CONFLICT (card_number) DO UPDATE`, which SQLite (3.24+)
 /// and PostgreSQL both understand: a later export of a card replaces what the registry had.
