@@ -213,6 +213,7 @@ impl Generator {
         age: i32,
     ) -> SyntheticCard {
         let today = self.today;
+        // Per thousand: 70 expired, 10 revoked, 40 reduced, 60 re-issued, the rest valid.
         let roll = self.rng.random_range(0..1000);
         let a_year = |from: Date| from + Duration::days(364);
         let kind = match roll {
@@ -221,7 +222,7 @@ impl Generator {
                 record.valid_from = record.valid_to - Duration::days(364);
                 Kind::Expired
             }
-            70..80 | 80..120 => {
+            70..120 => {
                 record.valid_from = today - self.days(0..=330);
                 record.valid_to = a_year(record.valid_from);
                 if roll < 80 {
