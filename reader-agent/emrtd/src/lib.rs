@@ -6,10 +6,12 @@
 
 #![forbid(unsafe_code)]
 
-pub mod cccd;
-pub mod crypto;
 pub mod apdu;
 pub mod bac;
+pub mod cccd;
+pub mod crypto;
 pub mod sm;
 pub mod stats;
 pub mod transport;
+#[cfg(any(test, feature = "virtual-card"))]
+pub mod virtual_card;
