@@ -176,6 +176,7 @@ async fn audit_verify(config: Config, key_files: Vec<PathBuf>) -> anyhow::Result
         },
     )
     .await?;
+    pool.close().await;
     println!(
         "{} records in {} chains checked, {} checkpoints verified",
         report.records_checked, report.writers_checked, report.checkpoints_verified

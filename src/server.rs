@@ -168,6 +168,9 @@ impl App {
         self.checks.audit.close().await;
         let _ = stop_http.send(());
         let _ = http_task.await;
+        // Closing the last SQLite connection also folds its write-ahead log into the database.
+        self.checks.audit_pool.close().await;
+        self.registry_pool.close().await;
         result.map_err(|e| StartError::Serve(e.to_string()))
     }
 }

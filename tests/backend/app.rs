@@ -47,11 +47,21 @@ impl TestBackend {
             .await
             .expect("backend serves");
         });
-        Self { grpc: grpc_addr, http: http_addr, data_dir, stop: Some(stop), task: Some(task) }
+        Self {
+            grpc: grpc_addr,
+            http: http_addr,
+            data_dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.grpc)).unwrap().connect().await.unwrap()
+        Channel::from_shared(format!("http://{}", self.grpc))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
     }
 
     pub async fn verification(&self) -> VerificationServiceClient<Channel> {
@@ -70,7 +80,10 @@ impl TestBackend {
         let mut response = String::new();
         stream.read_to_string(&mut response).await.unwrap();
         let status = response[9..12].parse().unwrap();
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         (status, body)
     }
 

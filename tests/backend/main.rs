@@ -1,0 +1,9 @@
+//! The backend's integration tests: one binary, real Redis and PostgreSQL started privately by
+//! `support`, the backend served over real gRPC on port 0.
+
+mod app;
+mod audit_log;
+mod caching;
+mod checks;
+mod fixtures;
+mod support;
