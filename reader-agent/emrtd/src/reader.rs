@@ -167,6 +167,19 @@ impl<T: Transport> Reader<T> {
         Ok(())
     }
 
+    /// Opens the secure channel with a protocol run outside the reader and keeps it, e.g. PACE:
+    /// `reader.establish_with(|t, stats| pace::establish(t, &password, card_access, stats))`.
+    /// The error comes back untouched, so the caller can fall back to BAC on a refusal (6982).
+    pub fn establish_with<E>(
+        &mut self,
+        open: impl FnOnce(&mut T, &mut ReadStats) -> Result<SecureChannel, E>,
+    ) -> Result<(), E> {
+        self.channel = None;
+        let channel = open(&mut self.transport, &mut self.stats)?;
+        self.channel = Some(channel);
+        Ok(())
+    }
+
     /// Reads a whole file by short file id (0x1E EF.COM, 0x1D EF.SOD, 0x01 DG1, ...) over the
     /// secure channel. Its length comes from its TLV header.
     pub fn read_file(&mut self, sfi: u8) -> Result<Vec<u8>, ReadError> {

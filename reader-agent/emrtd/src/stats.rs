@@ -25,16 +25,18 @@ pub enum Phase {
 
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Phase::Select => f.write_str("select"),
-            Phase::CardAccess => f.write_str("card-access"),
-            Phase::Pace => f.write_str("pace"),
-            Phase::Bac => f.write_str("bac"),
-            Phase::File(0x1D) => f.write_str("EF.SOD"),
-            Phase::File(0x1E) => f.write_str("EF.COM"),
-            Phase::File(sfi) => write!(f, "DG{sfi}"),
-            Phase::Authentication => f.write_str("authentication"),
-        }
+        let name = match self {
+            Phase::Select => "select".to_owned(),
+            Phase::CardAccess => "card-access".to_owned(),
+            Phase::Pace => "pace".to_owned(),
+            Phase::Bac => "bac".to_owned(),
+            Phase::File(0x1D) => "EF.SOD".to_owned(),
+            Phase::File(0x1E) => "EF.COM".to_owned(),
+            Phase::File(sfi) => format!("DG{sfi}"),
+            Phase::Authentication => "authentication".to_owned(),
+        };
+        // `pad` honours width and alignment, so tables line up.
+        f.pad(&name)
     }
 }
 

@@ -356,13 +356,19 @@ fn aes_secure_messaging_against_the_card_side() {
                 .with_pace(Box::new(FixedAesSession(secret.clone())))
                 .with_limits(limits),
         );
-        let ga = CommandApdu::new(0, 0x86, 0, 0)
-            .with_data([0x7C, 0])
-            .with_le(256);
-        assert!(reader.exchange(&ga, Phase::Pace).unwrap().sw.is_success());
-        reader.set_channel(
-            SecureChannel::new(SessionKeys::derive(Cipher::Aes128, &secret), &[0; 16]).unwrap(),
-        );
+        // Opened through the hook PACE uses.
+        reader
+            .establish_with(|transport, stats| {
+                let ga = CommandApdu::new(0, 0x86, 0, 0)
+                    .with_data([0x7C, 0])
+                    .with_le(256);
+                let raw = stats.transmit(transport, Phase::Pace, &ga.to_bytes().unwrap())?;
+                assert_eq!(raw, [0x90, 0x00]);
+                let keys = SessionKeys::derive(Cipher::Aes128, &secret);
+                Ok::<_, TransportError>(SecureChannel::new(keys, &[0; 16]).unwrap())
+            })
+            .unwrap();
+        assert_eq!(reader.stats().phase(Phase::Pace).apdus, 1);
         reader.select_application().unwrap();
         assert_eq!(reader.read_file(0x01).unwrap(), dg1());
         assert_eq!(
