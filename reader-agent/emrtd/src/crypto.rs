@@ -112,7 +112,7 @@ pub fn kdf(cipher: Cipher, secret: &[u8], counter: u32) -> Zeroizing<Vec<u8>> {
 /// Sets the least significant bit so that the byte has odd parity (DES key parity).
 fn with_des_parity(b: u8) -> u8 {
     let high = b & 0xFE;
-    if high.count_ones() % 2 == 0 {
+    if high.count_ones().is_multiple_of(2) {
         high | 1
     } else {
         high
@@ -162,7 +162,7 @@ fn check_lengths(
     if iv.len() != block {
         return Err(CryptoError::IvLength);
     }
-    if data.len() % block != 0 {
+    if !data.len().is_multiple_of(block) {
         return Err(CryptoError::NotBlockAligned);
     }
     Ok(())
@@ -223,7 +223,7 @@ pub fn retail_mac(key: &[u8], data: &[u8]) -> Result<[u8; MAC_LEN], CryptoError>
     if key.len() != 16 {
         return Err(CryptoError::KeyLength);
     }
-    if data.len() % 8 != 0 {
+    if !data.len().is_multiple_of(8) {
         return Err(CryptoError::NotBlockAligned);
     }
     let mut mac =

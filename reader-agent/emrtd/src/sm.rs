@@ -262,9 +262,12 @@ fn push_do(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
     out.extend_from_slice(value);
 }
 
+/// A data object split from a buffer: (tag, value, whole object, rest of the buffer).
+type DataObject<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
 /// One secure-messaging data object: (tag, value, whole object, rest). Tags are single bytes;
 /// lengths up to 82 xx xx; every length is checked against the bytes present.
-fn next_do(buf: &[u8]) -> Result<(u8, &[u8], &[u8], &[u8]), SmError> {
+fn next_do(buf: &[u8]) -> Result<DataObject<'_>, SmError> {
     let (&tag, after_tag) = buf.split_first().ok_or(SmError::Malformed)?;
     let (&first, after_first) = after_tag.split_first().ok_or(SmError::Malformed)?;
     let (len, body) = match first {

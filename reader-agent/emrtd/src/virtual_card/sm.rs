@@ -172,8 +172,11 @@ pub(crate) fn put(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
     out.extend_from_slice(value);
 }
 
+/// (tag, value, whole object, rest of the buffer).
+pub(crate) type Split<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
 /// One object with a single-byte tag: (tag, value, whole object, rest).
-pub(crate) fn split(buf: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+pub(crate) fn split(buf: &[u8]) -> Option<Split<'_>> {
     let tag = *buf.first()?;
     let (len, header): (usize, usize) = match *buf.get(1)? {
         n @ 0..=0x7F => (usize::from(n), 2),
