@@ -103,11 +103,12 @@ impl Postgres {
     fn launch(&mut self) {
         let data = self.dir.path().join("data");
         let log = self.dir.path().join("postgres.log");
-        // The watchdog stops the cluster when this test process ends, even if it is killed.
+        // The watchdog stops the cluster when this test process ends, even if it is killed. (It
+        // runs as `nobody`, which may not signal us: it watches /proc instead.)
         let script = format!(
             "{postgres} -D {data} -p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off \
              -c max_connections=200 >{log} 2>&1 & pg=$!; \
-             while kill -0 {parent} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 1; done; kill -INT $pg",
+             while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 1; done; kill -INT $pg",
             postgres = self.bin.join("postgres").display(),
             data = data.display(),
             port = self.port,
