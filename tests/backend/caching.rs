@@ -205,3 +205,68 @@ async fn concurrent_misses_make_one_source_query() {
     // would fail.
     assert_eq!(concurrent_misses(false).await, 8.0);
 }
+
+#[tokio::test]
+async fn an_import_invalidates_the_cached_answers_it_changes() {
+    let redis = support::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = app::config(dir.path());
+    config.cache.redis_url = redis.url();
+    let cards = fixtures::seed(&config, 300).await;
+    let backend = TestBackend::start(config.clone()).await;
+    let mut client = backend.verification().await;
+    let valid = first(&cards, Kind::Valid);
+    eventually("the backend to use redis", async || {
+        backend.http_get("/health").await.1.contains("\"redis\"")
+    })
+    .await;
+    client
+        .check_coverage(by_citizen("before-1", valid))
+        .await
+        .unwrap();
+    let cached = client
+        .check_coverage(by_citizen("before-2", valid))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cached.cache.unwrap().status(), CacheStatus::Hit);
+
+    // The social-security office revokes the card; the export is imported by the CLI.
+    let synthetic = cards
+        .iter()
+        .find(|c| c.record.card_number == valid.card_number)
+        .unwrap();
+    let mut revoked = synthetic.clone();
+    revoked.record.status = bhyt_verify::coverage::CardStatus::Revoked;
+    let csv = dir.path().join("revocation.csv");
+    bhyt_verify::registry::generate::write_csv(std::fs::File::create(&csv).unwrap(), [revoked])
+        .unwrap();
+    let import = std::process::Command::new(env!("CARGO_BIN_EXE_bhyt-verify"))
+        .arg("import")
+        .arg(&csv)
+        .env("BHYT_DATA_DIR", dir.path())
+        .env("BHYT_CACHE__REDIS_URL", redis.url())
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+
+    let after = client
+        .check_coverage(by_citizen("after", valid))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        ResultCode::try_from(after.result),
+        Ok(ResultCode::CardRevoked)
+    );
+    assert_eq!(
+        after.cache.unwrap().status(),
+        CacheStatus::Miss,
+        "the stale entry was removed"
+    );
+    backend.stop().await;
+}

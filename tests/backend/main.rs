@@ -6,4 +6,6 @@ mod audit_log;
 mod caching;
 mod checks;
 mod fixtures;
+mod outages;
+mod registry;
 mod support;
