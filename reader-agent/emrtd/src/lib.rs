@@ -10,6 +10,7 @@ pub mod apdu;
 pub mod bac;
 pub mod cccd;
 pub mod crypto;
+pub mod pace;
 pub mod reader;
 pub mod sm;
 pub mod stats;
