@@ -698,6 +698,35 @@ mod tests {
         assert_eq!(*keys.k_mac, hex("C1BC1F075797B970B5A45E64A764B0CB"));
     }
 
+    /// G.1 end to end between the two implementations: the terminal with the example's keys
+    /// against the virtual card with the example's nonce and chip keys reaches the example's
+    /// session keys, and the card opens secure messaging with the same ones.
+    #[test]
+    fn appendix_g1_against_the_deterministic_virtual_card() {
+        use crate::virtual_card::pace::VirtualPace;
+        use crate::virtual_card::{FileSystem, VirtualCard};
+        let mut card = VirtualCard::new(FileSystem::new()).with_pace(Box::new(
+            VirtualPace::new(Cipher::Aes128, DomainCurve::BrainpoolP256r1)
+                .with_mrz_information("T22000129364081251010318")
+                .with_fixed_secrets(
+                    &hex(g1::NONCE),
+                    &hex("498FF49756F2DC1587840041839A85982BE7761D14715FB091EFA7BCE9058560"),
+                    &hex("107CF58696EF6155053340FD633392BA81909DF7B9706F226F32086C7AFF974A"),
+                ),
+        ));
+        let keys = run(
+            &mut card,
+            &g1_password(),
+            &PaceParams::CCCD,
+            &mut ReadStats::new(),
+            &mut fixed_scalars(&[g1::SK_MAP_IFD, g1::SK_IFD]),
+        )
+        .unwrap();
+        assert_eq!(*keys.k_enc, hex(g1::K_ENC));
+        assert_eq!(*keys.k_mac, hex(g1::K_MAC));
+        assert!(card.secure_session());
+    }
+
     #[test]
     fn a_wrong_card_token_is_a_wrong_password() {
         let mut script = g1_script();

@@ -12,6 +12,7 @@
 
 pub mod bac;
 pub mod files;
+pub mod pace;
 pub mod sm;
 
 use crate::crypto::SessionKeys;
