@@ -358,7 +358,7 @@ fn decrypt_nonce(
     encrypted: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, PaceError> {
     let bs = cipher.block_size();
-    if encrypted.is_empty() || encrypted.len() % bs != 0 || encrypted.len() > curve.field_len() {
+    if encrypted.is_empty() || !encrypted.len().is_multiple_of(bs) || encrypted.len() > curve.field_len() {
         return Err(ProtocolError::BadNonce.into());
     }
     let mut nonce = Zeroizing::new(encrypted.to_vec());

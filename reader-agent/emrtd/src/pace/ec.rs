@@ -143,7 +143,7 @@ where
         return Err(EcError::InvalidScalar);
     }
     repr[len - bytes.len()..].copy_from_slice(bytes);
-    Option::from(NonZeroScalar::<C>::from_repr((*repr).clone())).ok_or(EcError::InvalidScalar)
+    Option::from(NonZeroScalar::<C>::from_repr(*repr)).ok_or(EcError::InvalidScalar)
 }
 
 fn decode_point<C>(bytes: &[u8]) -> Result<ProjectivePoint<C>, EcError>
