@@ -1,19 +1,31 @@
 //! Private instances of the real services the backend's tests use, on free ports in temporary
-//! directories, so tests neither depend on nor disturb services already on the machine.
+//! directories, so tests neither depend on nor disturb services already on the machine (the
+//! machine's own PostgreSQL on 5432 and Redis on 6379 are never contacted).
 
+mod exit_guard;
 mod postgres;
 mod redis;
 
+pub use exit_guard::ExitGuard;
 pub use postgres::{Postgres, postgres};
 pub use redis::RedisServer;
 
-/// A port the OS says is free now.
+/// A port the OS says is free now. Another process may take it before we bind it again: the
+/// servers above check that what answers on it is their own process, and retry on another port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A fresh directory for a test's data (removed on drop).
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("bhyt-test")
+        .tempdir()
+        .expect("a temporary directory")
 }
 
 /// Waits up to 30 s for `ready`, polling; panics naming `what` (a bound against hangs).
@@ -25,4 +37,11 @@ pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     panic!("{what} did not become ready");
+}
+
+/// Whether this process runs as root (CI does), without a libc binding: /proc/self is owned by
+/// the process's effective user.
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

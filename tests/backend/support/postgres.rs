@@ -1,59 +1,34 @@
-//! A private PostgreSQL cluster.
+//! A private PostgreSQL cluster: its own directory (data, log and unix socket), a free port on
+//! 127.0.0.1, trust authentication for the `postgres` role.
 //!
-//! `initdb` and `postgres` refuse to run as root, and CI runs as root: as root the cluster runs
-//! as `nobody` (via `runuser`). The binaries are found under /usr/lib/postgresql/<version>/bin.
-//! fsync is off: these clusters hold throw-away test data, and durability across a power cut is
-//! not what the tests examine.
+//! `initdb` and `postgres` refuse to run as root, and CI runs as root: then every PostgreSQL
+//! program runs as `nobody` (via `runuser`), in a directory `nobody` owns. The binaries live under
+//! /usr/lib/postgresql/<version>/bin, not on PATH; the newest version is used.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::Connection;
 
-use super::{free_port, wait_for};
+use super::{ExitGuard, free_port, is_root};
 
 pub struct Postgres {
     port: u16,
-    dir: tempfile::TempDir,
+    dir: PathBuf,
     bin: PathBuf,
     running: bool,
+    /// Stops the cluster and removes its directory when this process ends, however it ends:
+    /// Drop never runs for the shared cluster, a static.
+    guard: Option<ExitGuard>,
 }
 
-/// The cluster shared by this test binary's tests; each test creates its own databases.
+/// The cluster shared by this test binary's tests (start-up takes seconds); each test creates
+/// its own databases in it.
 pub async fn postgres() -> &'static Postgres {
     static SHARED: OnceLock<Postgres> = OnceLock::new();
     SHARED.get_or_init(Postgres::start)
-}
-
-fn bin_dir() -> PathBuf {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL is installed (scripts/test.sh installs it)")
-        .filter_map(|e| Some(e.ok()?.path().join("bin")))
-        .filter(|bin| bin.join("initdb").exists())
-        .collect();
-    versions.sort();
-    versions
-        .pop()
-        .expect("an initdb under /usr/lib/postgresql/*/bin")
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
-/// Runs a PostgreSQL program, as `nobody` when we are root.
-fn command(bin: &Path, program: &str) -> Command {
-    if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "nobody", "--"]).arg(bin.join(program));
-        c
-    } else {
-        Command::new(bin.join(program))
-    }
 }
 
 impl Postgres {
@@ -63,98 +38,131 @@ impl Postgres {
         let dir = tempfile::Builder::new()
             .prefix("bhyt-pg")
             .tempdir()
-            .unwrap();
+            .unwrap()
+            .keep();
         if is_root() {
             let status = Command::new("chown")
-                .arg("-R")
                 .arg("nobody")
-                .arg(dir.path())
+                .arg(&dir)
                 .status()
                 .unwrap();
-            assert!(status.success(), "chown of the cluster directory");
+            assert!(status.success(), "chown nobody {}", dir.display());
         }
-        let data = dir.path().join("data");
-        let status = command(&bin, "initdb")
+        let data = dir.join("data");
+        let guard = ExitGuard::spawn(
+            unprivileged("sh"),
+            &format!(
+                "{pg_ctl} -D '{data}' -m immediate -w stop >/dev/null 2>&1; rm -rf '{dir}'",
+                pg_ctl = bin.join("pg_ctl").display(),
+                data = data.display(),
+                dir = dir.display(),
+            ),
+        );
+        let init = unprivileged(bin.join("initdb"))
             .arg("-D")
             .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ])
-            .stdout(Stdio::null())
-            .status()
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])
+            // Nothing here has to survive a power cut: skip the fsyncs.
+            .arg("--no-sync")
+            .output()
             .expect("initdb runs");
-        assert!(status.success(), "initdb failed");
+        assert!(
+            init.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
         let mut pg = Self {
-            port: free_port(),
+            port: 0,
             dir,
             bin,
             running: false,
+            guard: Some(guard),
         };
-        pg.launch();
-        pg
+        for _ in 0..5 {
+            match pg.launch(free_port()) {
+                Ok(()) => return pg,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("postgres did not start:\n{log}"),
+            }
+        }
+        panic!("postgres could not get a free port in five tries");
     }
 
-    fn launch(&mut self) {
-        let data = self.dir.path().join("data");
-        let log = self.dir.path().join("postgres.log");
-        // The watchdog stops the cluster when this test process ends, even if it is killed. (It
-        // runs as `nobody`, which may not signal us: it watches /proc instead.)
-        let script = format!(
-            "{postgres} -D {data} -p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c max_connections=200 >{log} 2>&1 & pg=$!; \
-             while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 1; done; kill -INT $pg",
-            postgres = self.bin.join("postgres").display(),
-            data = data.display(),
-            port = self.port,
-            sock = self.dir.path().display(),
-            log = log.display(),
-            parent = std::process::id(),
+    /// Starts the server on `port` and waits until it accepts connections (`pg_ctl -w` watches
+    /// our own data directory, so a server of someone else on that port is never mistaken for
+    /// ours); on failure, the server log.
+    fn launch(&mut self, port: u16) -> Result<(), String> {
+        let log = self.dir.join("postgres.log");
+        // fsync=off: the data is thrown away after the test, and no test can observe durability
+        // across a power cut; with fsync on, every commit waits for the disk that several
+        // builds share.
+        let options = format!(
+            "-p {port} -k '{sock}' -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c max_connections=200",
+            sock = self.dir.display(),
         );
-        let mut sh = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "nobody", "--", "sh", "-c", &script]);
-            c
-        } else {
-            let mut c = Command::new("sh");
-            c.args(["-c", &script]);
-            c
-        };
-        sh.stdin(Stdio::null())
+        let status = unprivileged(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "60", "-o", &options, "start"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .expect("postgres starts");
-        let addr = format!("127.0.0.1:{}", self.port);
-        wait_for("postgres", || std::net::TcpStream::connect(&addr).is_ok());
+            .status()
+            .expect("pg_ctl runs");
+        if !status.success() {
+            return Err(std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        self.port = port;
         self.running = true;
+        Ok(())
     }
 
-    fn admin_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
-    /// Creates database `name` and returns its URL.
+    /// The directory holding the cluster's data, log and socket.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The URL of database `name` (which `database` creates).
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Creates database `name` (lower-case letters, digits, `_`) and returns its URL.
     pub async fn database(&self, name: &str) -> String {
-        let mut conn = connect_retrying(&self.admin_url()).await;
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "database name {name:?}"
+        );
+        let mut conn = sqlx::PgConnection::connect(&self.url("postgres"))
+            .await
+            .expect("the test cluster accepts logins");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await
             .unwrap();
-        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+        self.url(name)
     }
 
-    /// Stops the cluster at once (immediate mode: like a crash).
+    /// Creates a database with a name no other test of this process uses.
+    pub async fn fresh_database(&self) -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        self.database(&format!("fresh_{n}")).await
+    }
+
+    /// Stops the cluster at once (immediate mode: like a crash; the data stays).
     pub fn stop(&mut self) {
         if self.running {
-            let _ = command(&self.bin, "pg_ctl")
+            let _ = unprivileged(self.bin.join("pg_ctl"))
                 .arg("-D")
-                .arg(self.dir.path().join("data"))
+                .arg(self.dir.join("data"))
                 .args(["-m", "immediate", "-w", "stop"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -166,23 +174,46 @@ impl Postgres {
     /// Starts a stopped cluster again on the same port.
     pub fn restart(&mut self) {
         self.stop();
-        self.launch();
-    }
-}
-
-/// The server may accept TCP before it accepts logins.
-async fn connect_retrying(url: &str) -> sqlx::PgConnection {
-    for _ in 0..200 {
-        if let Ok(conn) = sqlx::PgConnection::connect(url).await {
-            return conn;
+        if let Err(log) = self.launch(self.port) {
+            panic!("postgres did not restart:\n{log}");
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("cannot log in to the test cluster");
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        self.stop();
+        self.running = false;
+        if let Some(guard) = self.guard.take() {
+            guard.fire();
+        }
+    }
+}
+
+/// The newest installed PostgreSQL's bin directory.
+fn bin_dir() -> PathBuf {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed (scripts/test.sh installs it)")
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let version = path.file_name()?.to_str()?.parse().ok()?;
+            Some((version, path.join("bin")))
+        })
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .expect("an initdb under /usr/lib/postgresql/<version>/bin")
+        .1
+}
+
+/// A command for `program`, run as `nobody` when we are root (PostgreSQL refuses root).
+fn unprivileged(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
     }
 }

@@ -1,61 +1,87 @@
-//! A private `redis-server`: no persistence, its own port, killed with the test.
+//! A private `redis-server`: no persistence, its own port and directory, killed with the test.
 
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use super::{free_port, wait_for};
+use super::{ExitGuard, free_port};
 
 pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
-    child: Option<Child>,
+    running: Option<Running>,
+}
+
+struct Running {
+    child: Child,
+    /// Kills the server if this process dies without dropping it.
+    guard: ExitGuard,
 }
 
 impl RedisServer {
+    /// A server on a free port (retrying if another process takes the port first).
     pub fn start() -> Self {
-        let mut server = Self {
-            port: free_port(),
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        server.spawn();
-        server
+        for _ in 0..5 {
+            if let Some(server) = Self::start_on(free_port()) {
+                return server;
+            }
+        }
+        panic!("redis-server could not get a free port in five tries");
     }
 
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+    /// A server on `port`, or `None` if the port is taken.
+    pub fn start_on(port: u16) -> Option<Self> {
+        let mut server = Self {
+            port,
+            dir: super::temp_dir(),
+            running: None,
+        };
+        server.spawn().then_some(server)
+    }
+
+    /// Starts redis-server and waits until it answers; false if it exited first (port taken).
+    /// Ready means *our* process answers: on a taken port another server may answer PING.
+    fn spawn(&mut self) -> bool {
+        let mut child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test.sh installs it)");
-        self.child = Some(child);
-        let url = self.url();
-        wait_for("redis-server", || {
-            redis::Client::open(url.as_str())
-                .and_then(|c| c.get_connection())
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                .is_ok()
-        });
+        let guard = ExitGuard::spawn(Command::new("sh"), &format!("kill -9 {}", child.id()));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                guard.cancel();
+                return false;
+            }
+            if self.process_id() == Some(child.id()) {
+                self.running = Some(Running { child, guard });
+                return true;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// SIGKILL: the server vanishes as in a crash.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(Running { mut child, guard }) = self.running.take() {
+            // The guard goes first: once the child is reaped its pid may be reused.
+            guard.cancel();
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -64,14 +90,28 @@ impl RedisServer {
     /// Starts again on the same port (empty: nothing is persisted).
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        assert!(
+            self.spawn(),
+            "port {} was taken while Redis was down",
+            self.port
+        );
+    }
+
+    /// The pid of whatever redis-server answers on our port, if one does.
+    fn process_id(&self) -> Option<u32> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok()?;
+        let info: String = redis::cmd("INFO").arg("server").query(&mut conn).ok()?;
+        field(&info, "process_id")
     }
 
     fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url().as_str())
+        redis::Client::open(self.url())
             .unwrap()
-            .get_connection()
-            .unwrap()
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .expect("the test Redis answers")
     }
 
     /// A counter from `INFO stats`, e.g. `keyspace_hits`.
@@ -80,17 +120,22 @@ impl RedisServer {
             .arg("stats")
             .query(&mut self.connection())
             .unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("INFO stats has {name}"))
+        field(&info, name).unwrap_or_else(|| panic!("INFO stats has no {name}"))
     }
 
+    /// Every key in the server (tests look for personal data in them).
     pub fn keys(&self) -> Vec<String> {
         redis::cmd("KEYS")
             .arg("*")
             .query(&mut self.connection())
             .unwrap()
     }
+}
+
+/// `name:value` from an INFO reply (exact name: `keyspace_hits` is not `keyspace_hits_x`).
+fn field<T: std::str::FromStr>(info: &str, name: &str) -> Option<T> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
 }
 
 impl Drop for RedisServer {
