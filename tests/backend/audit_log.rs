@@ -350,3 +350,39 @@ async fn rechain(pool: &AnyPool) {
         prev = hash;
     }
 }
+
+#[tokio::test]
+async fn replicas_share_one_postgresql_audit_log_each_with_its_chain() {
+    let pg = crate::support::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = app::config(dir.path());
+    config.registry.url = pg.database("replica_registry").await;
+    config.audit.url = pg.database("replica_audit").await;
+    let cards = fixtures::seed(&config, 300).await;
+    let valid = first(&cards, Kind::Valid);
+    // Two processes' worth of backends, sharing the data directory's keys and one database.
+    let (a, b) = (
+        TestBackend::start(config.clone()).await,
+        TestBackend::start(config.clone()).await,
+    );
+    let (mut ca, mut cb) = (a.verification().await, b.verification().await);
+    for i in 0..5 {
+        ca.check_coverage(by_citizen(&format!("a{i}"), valid))
+            .await
+            .unwrap();
+        cb.check_coverage(by_citizen(&format!("b{i}"), valid))
+            .await
+            .unwrap();
+    }
+    let report = a
+        .audit()
+        .await
+        .verify_integrity(VerifyIntegrityRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(report.intact, "{:?}", report.problems);
+    assert_eq!((report.writers_checked, report.records_checked), (2, 10));
+    a.stop().await;
+    b.stop().await;
+}

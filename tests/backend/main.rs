@@ -6,6 +6,8 @@ mod audit_log;
 mod caching;
 mod checks;
 mod fixtures;
+mod harness_selftest;
 mod outages;
+mod privacy;
 mod registry;
 mod support;
