@@ -10,10 +10,12 @@ pub mod apdu;
 pub mod bac;
 pub mod cccd;
 pub mod crypto;
+pub mod lds;
 pub mod pace;
 pub mod reader;
 pub mod sm;
 pub mod stats;
+pub mod tlv;
 pub mod transport;
 #[cfg(any(test, feature = "virtual-card"))]
 pub mod virtual_card;

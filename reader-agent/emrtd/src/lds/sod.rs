@@ -1,0 +1,366 @@
+//! EF.SOD (tag 77): the Document Security Object, a CMS SignedData (RFC 5652) whose content is
+//! the LDSSecurityObject, the hash of each data group (ICAO 9303-10, 4.6.2).
+//!
+//! Passive authentication later checks a signature over the signed attributes and a hash over
+//! the encapsulated content, both over the bytes **as received**: a decode-and-re-encode would
+//! reorder a SET OF or normalise an encoding and break the signature of a card that is not
+//! perfectly DER. So this parser walks the SignedData with `der`'s reader and keeps slices of
+//! the input where later checks need exact bytes (encapsulated content, signed attributes,
+//! certificates), and typed values everywhere else. Structures are DER (ICAO requires it); the
+//! tag-77 wrapper is BER-TLV.
+
+use std::fmt;
+
+use cms::signed_data::SignerIdentifier;
+use der::asn1::{AnyRef, ObjectIdentifier, PrintableStringRef};
+use der::{Decode, Reader, Sequence, SliceReader, Tag, TagNumber, Tagged};
+use spki::AlgorithmIdentifierRef;
+
+use crate::tlv::{self, TlvError};
+
+/// Tag of EF.SOD.
+pub const SOD_TAG: tlv::Tag = tlv::Tag::new(0x77);
+/// id-signedData (RFC 5652).
+pub const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+/// id-icao-mrtd-security-ldsSecurityObject (ICAO 9303-10).
+pub const ID_LDS_SECURITY_OBJECT: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.136.1.1.1");
+/// id-contentType signed attribute (RFC 5652, 11.1).
+pub const ID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
+/// id-messageDigest signed attribute (RFC 5652, 11.2).
+pub const ID_MESSAGE_DIGEST: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
+
+/// Why EF.SOD is not an acceptable Document Security Object.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SodError {
+    #[error("EF.SOD wrapper: {0}")]
+    Tlv(#[from] TlvError),
+    #[error("EF.SOD DER: {0}")]
+    Der(#[from] der::Error),
+    #[error("content is not CMS SignedData")]
+    NotSignedData,
+    #[error("encapsulated content is not an LDSSecurityObject")]
+    NotLdsSecurityObject,
+    #[error("encapsulated content is absent (detached signature)")]
+    NoContent,
+    #[error("no SignerInfo")]
+    NoSigner,
+    #[error("{0} where another element was expected")]
+    UnexpectedElement(&'static str),
+    #[error("signed attribute {0} is malformed, repeated or has several values")]
+    BadAttribute(&'static str),
+    #[error("data group number {0} is out of range or listed twice")]
+    DataGroupNumber(u8),
+}
+
+/// A data group's hash as the issuer signed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataGroupHash<'a> {
+    pub number: u8,
+    pub hash: &'a [u8],
+}
+
+/// The LDSSecurityObject: the hash algorithm and the hash of every data group on the chip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LdsSecurityObject<'a> {
+    /// 0, or 1 when the LDS version info is present.
+    pub version: u8,
+    pub hash_algorithm: AlgorithmIdentifierRef<'a>,
+    pub data_group_hashes: Vec<DataGroupHash<'a>>,
+    /// LDS and Unicode versions (`0108`, `040000`) of an LDSSecurityObject V1.
+    pub lds_version: Option<(&'a str, &'a str)>,
+}
+
+impl<'a> LdsSecurityObject<'a> {
+    /// The signed hash of data group `number`.
+    pub fn hash_of(&self, number: u8) -> Option<&'a [u8]> {
+        self.data_group_hashes
+            .iter()
+            .find(|h| h.number == number)
+            .map(|h| h.hash)
+    }
+}
+
+/// The signed attributes of a SignerInfo, kept as received.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SignedAttributes<'a> {
+    raw: &'a [u8],
+    /// The content-type attribute's value.
+    pub content_type: Option<ObjectIdentifier>,
+    /// The message-digest attribute's value: the hash of the encapsulated content.
+    pub message_digest: Option<&'a [u8]>,
+}
+
+impl fmt::Debug for SignedAttributes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedAttributes")
+            .field("len", &self.raw.len())
+            .field("content_type", &self.content_type)
+            .field("message_digest", &self.message_digest)
+            .finish()
+    }
+}
+
+impl<'a> SignedAttributes<'a> {
+    /// The `[0] IMPLICIT` element exactly as received.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// What the signature covers (RFC 5652, 5.4): the received bytes with the `[0]` tag
+    /// replaced by the SET OF tag (31), nothing re-encoded.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut bytes = self.raw.to_vec();
+        if let Some(first) = bytes.first_mut() {
+            *first = 0x31;
+        }
+        bytes
+    }
+}
+
+/// One signer of the SignedData (a card has one: the Document Signer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignerInfo<'a> {
+    pub version: u8,
+    /// Issuer and serial number, or subject key identifier, of the Document Signer.
+    pub sid: SignerIdentifier,
+    pub digest_algorithm: AlgorithmIdentifierRef<'a>,
+    pub signed_attributes: Option<SignedAttributes<'a>>,
+    pub signature_algorithm: AlgorithmIdentifierRef<'a>,
+    pub signature: &'a [u8],
+}
+
+/// EF.SOD, borrowing from the bytes read.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sod<'a> {
+    pub digest_algorithms: Vec<AlgorithmIdentifierRef<'a>>,
+    /// The encapsulated content (DER of the LDSSecurityObject) as received: the message-digest
+    /// attribute is its hash.
+    pub encapsulated_content: &'a [u8],
+    pub security_object: LdsSecurityObject<'a>,
+    /// Certificates (the Document Signer's) as received, DER.
+    pub certificates: Vec<&'a [u8]>,
+    pub signer_infos: Vec<SignerInfo<'a>>,
+}
+
+impl fmt::Debug for Sod<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sod")
+            .field("security_object", &self.security_object)
+            .field("certificates", &self.certificates.len())
+            .field("signer_infos", &self.signer_infos)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Sod<'a> {
+    /// The (first) signer; parsing guarantees there is one.
+    pub fn signer(&self) -> &SignerInfo<'a> {
+        &self.signer_infos[0]
+    }
+}
+
+const fn context(number: u32, constructed: bool) -> Tag {
+    Tag::ContextSpecific {
+        constructed,
+        number: TagNumber(number),
+    }
+}
+
+/// Runs `f` over all of `bytes`; bytes left over are an error.
+fn read_all<'a, T>(
+    bytes: &'a [u8],
+    f: impl FnOnce(&mut SliceReader<'a>) -> Result<T, SodError>,
+) -> Result<T, SodError> {
+    let mut reader = SliceReader::new(bytes)?;
+    let value = f(&mut reader)?;
+    reader.finish()?;
+    Ok(value)
+}
+
+/// Reads one element and checks its tag.
+fn expect<'a>(r: &mut SliceReader<'a>, tag: Tag, what: &'static str) -> Result<&'a [u8], SodError> {
+    let any: AnyRef<'a> = r.decode()?;
+    if any.tag() != tag {
+        return Err(SodError::UnexpectedElement(what));
+    }
+    Ok(any.value())
+}
+
+/// Parses EF.SOD.
+pub fn parse(bytes: &[u8]) -> Result<Sod<'_>, SodError> {
+    let wrapper = tlv::parse_exact(bytes, SOD_TAG)?;
+    let signed_data = read_all(wrapper.value(), |r| {
+        r.sequence(|r| {
+            let content_type: ObjectIdentifier = r.decode()?;
+            if content_type != ID_SIGNED_DATA {
+                return Err(SodError::NotSignedData);
+            }
+            expect(r, context(0, true), "ContentInfo content")
+        })
+    })?;
+    read_all(signed_data, |r| r.sequence(parse_signed_data))
+}
+
+fn parse_signed_data<'a>(r: &mut SliceReader<'a>) -> Result<Sod<'a>, SodError> {
+    let _version: u8 = r.decode()?;
+    let digest_algorithms = read_all(expect(r, Tag::Set, "digestAlgorithms")?, |r| {
+        let mut all = Vec::new();
+        while !r.is_finished() {
+            all.push(r.decode::<AlgorithmIdentifierRef<'a>>()?);
+        }
+        Ok(all)
+    })?;
+    let encapsulated_content = r.sequence(|r| {
+        let content_type: ObjectIdentifier = r.decode()?;
+        if content_type != ID_LDS_SECURITY_OBJECT {
+            return Err(SodError::NotLdsSecurityObject);
+        }
+        if r.is_finished() {
+            return Err(SodError::NoContent);
+        }
+        let explicit = expect(r, context(0, true), "eContent")?;
+        read_all(explicit, |r| {
+            expect(r, Tag::OctetString, "eContent OCTET STRING")
+        })
+    })?;
+    let security_object = parse_security_object(encapsulated_content)?;
+
+    let mut certificates = Vec::new();
+    if Tag::peek(r)? == context(0, true) {
+        let set = expect(r, context(0, true), "certificates")?;
+        read_all(set, |r| {
+            while !r.is_finished() {
+                certificates.push(r.tlv_bytes()?);
+            }
+            Ok(())
+        })?;
+    }
+    if Tag::peek(r)? == context(1, true) {
+        // CRLs are not used by passive authentication here; skip them whole.
+        r.tlv_bytes()?;
+    }
+    let signer_infos = read_all(expect(r, Tag::Set, "signerInfos")?, |r| {
+        let mut all = Vec::new();
+        while !r.is_finished() {
+            all.push(r.sequence(parse_signer_info)?);
+        }
+        Ok(all)
+    })?;
+    if signer_infos.is_empty() {
+        return Err(SodError::NoSigner);
+    }
+    Ok(Sod {
+        digest_algorithms,
+        encapsulated_content,
+        security_object,
+        certificates,
+        signer_infos,
+    })
+}
+
+#[derive(Sequence)]
+pub(crate) struct DataGroupHashDer<'a> {
+    pub(crate) number: u8,
+    pub(crate) hash: &'a der::asn1::OctetStringRef,
+}
+
+#[derive(Sequence)]
+pub(crate) struct LdsVersionInfoDer<'a> {
+    pub(crate) lds_version: PrintableStringRef<'a>,
+    pub(crate) unicode_version: PrintableStringRef<'a>,
+}
+
+/// LDSSecurityObject (ICAO 9303-10, 4.6.2.2); the builder encodes with it too.
+#[derive(Sequence)]
+pub(crate) struct LdsSecurityObjectDer<'a> {
+    pub(crate) version: u8,
+    pub(crate) hash_algorithm: AlgorithmIdentifierRef<'a>,
+    pub(crate) hashes: Vec<DataGroupHashDer<'a>>,
+    #[asn1(optional = "true")]
+    pub(crate) lds_version: Option<LdsVersionInfoDer<'a>>,
+}
+
+fn parse_security_object(der: &[u8]) -> Result<LdsSecurityObject<'_>, SodError> {
+    let object = LdsSecurityObjectDer::from_der(der)?;
+    let mut data_group_hashes: Vec<DataGroupHash<'_>> = Vec::with_capacity(object.hashes.len());
+    for h in object.hashes {
+        if !(1..=16).contains(&h.number) || data_group_hashes.iter().any(|o| o.number == h.number) {
+            return Err(SodError::DataGroupNumber(h.number));
+        }
+        data_group_hashes.push(DataGroupHash {
+            number: h.number,
+            hash: h.hash.as_bytes(),
+        });
+    }
+    Ok(LdsSecurityObject {
+        version: object.version,
+        hash_algorithm: object.hash_algorithm,
+        data_group_hashes,
+        lds_version: object
+            .lds_version
+            .map(|v| (v.lds_version.as_str(), v.unicode_version.as_str())),
+    })
+}
+
+fn parse_signer_info<'a>(r: &mut SliceReader<'a>) -> Result<SignerInfo<'a>, SodError> {
+    let version: u8 = r.decode()?;
+    let sid = SignerIdentifier::from_der(r.tlv_bytes()?)?;
+    let digest_algorithm = r.decode()?;
+    let signed_attributes = if Tag::peek(r)? == context(0, true) {
+        let raw = r.tlv_bytes()?;
+        Some(parse_signed_attributes(raw)?)
+    } else {
+        None
+    };
+    let signature_algorithm = r.decode()?;
+    let signature = expect(r, Tag::OctetString, "signature")?;
+    if !r.is_finished() {
+        // Unsigned attributes, the only element allowed after the signature.
+        expect(r, context(1, true), "unsignedAttrs")?;
+    }
+    Ok(SignerInfo {
+        version,
+        sid,
+        digest_algorithm,
+        signed_attributes,
+        signature_algorithm,
+        signature,
+    })
+}
+
+fn parse_signed_attributes(raw: &[u8]) -> Result<SignedAttributes<'_>, SodError> {
+    let mut attributes = SignedAttributes {
+        raw,
+        content_type: None,
+        message_digest: None,
+    };
+    read_all(raw, |r| {
+        let set = expect(r, context(0, true), "signedAttrs")?;
+        read_all(set, |r| {
+            while !r.is_finished() {
+                r.sequence(|r| {
+                    let kind: ObjectIdentifier = r.decode()?;
+                    let values = expect(r, Tag::Set, "attribute values")?;
+                    if kind == ID_CONTENT_TYPE {
+                        let value = read_all(values, |r| Ok(r.decode::<ObjectIdentifier>()?))
+                            .map_err(|_| SodError::BadAttribute("content-type"))?;
+                        if attributes.content_type.replace(value).is_some() {
+                            return Err(SodError::BadAttribute("content-type"));
+                        }
+                    } else if kind == ID_MESSAGE_DIGEST {
+                        let value = read_all(values, |r| expect(r, Tag::OctetString, "digest"))
+                            .map_err(|_| SodError::BadAttribute("message-digest"))?;
+                        if attributes.message_digest.replace(value).is_some() {
+                            return Err(SodError::BadAttribute("message-digest"));
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })
+    })?;
+    Ok(attributes)
+}
