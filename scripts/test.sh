@@ -1,47 +1,106 @@
 #!/usr/bin/env bash
-# The one test command, for a new Debian machine: installs the Debian and Python packages the
-# tests need when they are missing, then runs every test of the workspace and the Python client
-# test. Needs the Rust toolchain (cargo); runs apt-get as root, or through sudo.
+# The one test command, for a new Debian machine (CI runs it as root; otherwise it uses sudo for
+# apt-get): installs what the tests need when it is missing (Debian packages, the Rust toolchain,
+# Python's grpcio in a venv under target/), checks the build graph, then runs every test of the
+# workspace and the Python client test. The tests start private instances of redis-server,
+# PostgreSQL and pcscd themselves; the machine's own services are neither needed nor touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+say() { printf '==> %s\n' "$*" >&2; }
+as_root() {
+  if [ "$(id -u)" = 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null; then
+    sudo "$@"
+  else
+    echo "need root (or sudo) for: $*" >&2
+    exit 1
+  fi
+}
 
-# Debian packages: real services for the tests (they start private instances of their own).
+# ---- Debian packages --------------------------------------------------------------------------
+# Required: real services for the tests, the C toolchain and headers the build links against,
+# Python for the grpcio client. Optional: OpenPACE (`openpace`, `libeac3`), an independent PACE
+# implementation the chip tests check against, where the distribution has it.
+required=(build-essential pkg-config ca-certificates curl redis-server postgresql pcscd
+  vsmartcard-vpcd libpcsclite-dev python3 python3-venv)
+optional=(openpace libeac3 libeac-dev)
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+# Present although not from Debian's package (e.g. a toolchain-managed python3 with venv).
+provided() {
+  case "$1" in
+    redis-server) command -v redis-server >/dev/null ;;
+    postgresql) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ;;
+    python3 | python3-venv) python3 -c 'import venv, ensurepip' 2>/dev/null ;;
+    *) false ;;
+  esac
+}
+available() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'; }
+
 missing=()
-have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in redis-server postgresql pcscd vsmartcard-vpcd libpcsclite-dev pkg-config python3-venv; do
-  have_pkg "$pkg" || missing+=("$pkg")
+for pkg in "${required[@]}"; do
+  installed "$pkg" || provided "$pkg" || missing+=("$pkg")
 done
-# A toolchain-managed python3 may stand in for Debian's venv package.
-if [[ " ${missing[*]} " == *" python3-venv "* ]] && python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  missing=("${missing[@]/python3-venv}")
-fi
-# Debian's redis and postgresql may be installed from elsewhere: trust the binaries too.
-command -v redis-server >/dev/null && missing=("${missing[@]/redis-server}")
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && missing=("${missing[@]/postgresql}")
-read -ra missing <<<"${missing[*]}"
+updated=
 if ((${#missing[@]})); then
-  echo "installing: ${missing[*]}"
+  # A fresh machine: its package lists may be empty or stale.
+  say "apt-get update"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  updated=1
+fi
+for pkg in "${optional[@]}"; do
+  installed "$pkg" && continue
+  if available "$pkg"; then missing+=("$pkg"); else say "not in the apt sources, skipped: $pkg"; fi
+done
+if ((${#missing[@]})); then
+  [ -n "$updated" ] || as_root apt-get update -qq
+  say "installing: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Exactly one rustls crypto provider (ring) in the build graph: with two compiled in, rustls
-# panics at start-up.
-if cargo tree --workspace --all-features -i aws-lc-rs 2>/dev/null | grep -q .; then
-  echo "aws-lc-rs is in the build graph; only ring may provide rustls's cryptography:" >&2
-  cargo tree --workspace --all-features -i aws-lc-rs >&2
-  exit 1
+# ---- Rust toolchain ---------------------------------------------------------------------------
+# Debian's rustc is older than the workspace's rust-version: use rustup's stable toolchain.
+if ! command -v cargo >/dev/null; then
+  [ -x "$HOME/.cargo/bin/cargo" ] || {
+    say "installing the Rust toolchain (rustup, stable)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
+      sh -s -- -y -q --profile minimal --default-toolchain stable
+  }
+  export PATH="$HOME/.cargo/bin:$PATH"
 fi
 
+# ---- One rustls crypto provider ---------------------------------------------------------------
+# ring is the provider; with a second one compiled in, rustls panics at start-up. `cargo tree -i`
+# fails with "did not match any packages" when a crate is absent; any other failure is an error.
+for crate in aws-lc-rs aws-lc-sys; do
+  if tree=$(cargo tree --workspace --all-features --target all -i "$crate" 2>&1); then
+    echo "$crate is in the build graph; only ring may provide rustls's cryptography:" >&2
+    echo "$tree" >&2
+    exit 1
+  elif ! grep -q "did not match any packages" <<<"$tree"; then
+    echo "cannot check the build graph for $crate:" >&2
+    echo "$tree" >&2
+    exit 1
+  fi
+done
+
+# ---- Rust tests -------------------------------------------------------------------------------
+# Every crate, every feature (the emrtd virtual card included), all test kinds.
+say "cargo test"
 cargo test --workspace --all-features
 
-# A client written from the .proto alone, with Python's grpcio.
+# ---- A client written from the .proto alone, in another language ------------------------------
 venv=target/python-venv
 if [ ! -x "$venv/bin/python" ]; then
+  say "creating $venv"
   python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install -q --disable-pip-version-check grpcio grpcio-tools grpcio-health-checking
-"$venv/bin/python" tests/python/test_client.py target/debug/bhyt-verify
-echo "all tests passed"
+"$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+# `cargo test` built the server binary (integration tests need it) with the same profile.
+say "python grpcio client"
+"$venv/bin/python" tests/python/test_client.py "${CARGO_TARGET_DIR:-target}/debug/bhyt-verify"
+
+say "all tests passed"

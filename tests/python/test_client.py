@@ -1,7 +1,10 @@
 """A client of the bhyt-verify gRPC API written from the .proto alone, with Python's grpcio.
 
-Generates the stubs from proto/ with grpc_tools, starts the real server binary on a synthetic
-registry, and checks a valid card, an unregistered ID, a malformed ID and the health service.
+Generates the stubs from proto/ with grpc_tools at test time, starts the real server binary on a
+synthetic registry, and checks: health (grpc.health.v1) SERVING, a valid card, an unregistered
+but well-formed citizen ID (OK, NO_CARD_INFORMATION) and malformed citizen IDs (INVALID_ARGUMENT
+naming the field). Exits non-zero on the first failed check.
+
 Usage: test_client.py PATH_TO_BHYT_VERIFY_BINARY
 """
 
@@ -20,6 +23,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_tools import protoc
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+PROTO = ROOT / "proto"
+
+
+def check(condition, what):
+    """An assertion that `python -O` cannot remove."""
+    if not condition:
+        raise AssertionError(what)
 
 
 def free_port():
@@ -29,34 +39,60 @@ def free_port():
 
 
 def generate_stubs(out):
+    """Python modules for every .proto under proto/, as any integrator would make them."""
     import grpc_tools
 
     well_known = pathlib.Path(grpc_tools.__file__).parent / "_proto"
     out.mkdir(parents=True)
-    code = protoc.main([
-        "protoc",
-        f"-I{ROOT / 'proto'}",
-        f"-I{well_known}",
-        f"--python_out={out}",
-        f"--grpc_python_out={out}",
-        str(ROOT / "proto/bhyt/verify/v1/coverage.proto"),
-    ])
-    assert code == 0, "protoc failed"
+    protos = sorted(str(p.relative_to(PROTO)) for p in PROTO.rglob("*.proto"))
+    code = protoc.main(["protoc", f"-I{PROTO}", f"-I{well_known}", f"--python_out={out}",
+                        f"--grpc_python_out={out}", *protos])
+    check(code == 0, f"protoc failed on {protos}")
     sys.path.insert(0, str(out))
     from bhyt.verify.v1 import coverage_pb2, coverage_pb2_grpc
 
     return coverage_pb2, coverage_pb2_grpc
 
 
+# ---- The server's command line: the only part that knows more than the .proto. -------------
+
+def seed_registry(binary, env, csv_path):
+    """A synthetic registry written as CSV (the import format) and imported."""
+    for args in (["generate", "--count", "400", "--seed", "3", "--out", str(csv_path)],
+                 ["import", str(csv_path)]):
+        run = subprocess.run([binary, *args], env=env, capture_output=True, text=True)
+        check(run.returncode == 0, f"bhyt-verify {args[0]} failed:\n{run.stderr}")
+
+
+def start_server(binary, env, port, log):
+    """`bhyt-verify serve` on 127.0.0.1:port; configuration through BHYT_* variables."""
+    env = dict(env, BHYT_LISTEN=f"127.0.0.1:{port}", BHYT_HTTP_LISTEN=f"127.0.0.1:{free_port()}")
+    return subprocess.Popen([binary, "serve"], env=env, stdout=log, stderr=log)
+
+# ----------------------------------------------------------------------------------------------
+
+
+def wait_until_serving(server, channel, log_path):
+    """The channel is ready; fails at once, with the server's log, if the server exits."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=0.5)
+            return
+        except grpc.FutureTimeoutError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"the server did not come up (exit status {server.poll()}):\n"
+                                 + log_path.read_text(errors="replace"))
+
+
 def main(binary):
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="bhyt-py") as tmp:
         tmp = pathlib.Path(tmp)
         pb, rpc = generate_stubs(tmp / "stubs")
-        registry = tmp / "registry.csv"
         env = dict(os.environ, BHYT_DATA_DIR=str(tmp / "data"))
-        subprocess.run([binary, "generate", "--count", "400", "--seed", "3", "--out", str(registry)],
-                       env=env, check=True, capture_output=True)
-        subprocess.run([binary, "import", str(registry)], env=env, check=True, capture_output=True)
+        registry = tmp / "registry.csv"
+        seed_registry(binary, env, registry)
 
         today = datetime.date.today().isoformat()
         with open(registry, encoding="utf-8") as f:
@@ -71,45 +107,56 @@ def main(binary):
         registered = {r["citizen_id"] for r in rows}
 
         port = free_port()
-        env.update(BHYT_LISTEN=f"127.0.0.1:{port}", BHYT_HTTP_LISTEN=f"127.0.0.1:{free_port()}")
-        server = subprocess.Popen([binary, "serve"], env=env, stderr=subprocess.DEVNULL)
+        log_path = tmp / "server.log"
+        with open(log_path, "wb") as log:
+            server = start_server(binary, env, port, log)
         try:
             channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-            grpc.channel_ready_future(channel).result(timeout=30)
+            wait_until_serving(server, channel, log_path)
             health = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service="bhyt.verify.v1.VerificationService"))
-            assert health.status == health_pb2.HealthCheckResponse.SERVING, health
+                health_pb2.HealthCheckRequest(service="bhyt.verify.v1.VerificationService"),
+                timeout=10)
+            check(health.status == health_pb2.HealthCheckResponse.SERVING, health)
 
             stub = rpc.VerificationServiceStub(channel)
 
             def request(request_id, citizen_id, name, dob):
                 parts = [int(p) for p in dob.split("/")]
-                day, month, year = ([0, 0] + parts)[-3:] if len(parts) < 3 else parts
+                day, month, year = parts if len(parts) == 3 else [0, 0, parts[-1]]
                 return pb.CheckCoverageRequest(
                     request_id=request_id, citizen_id=citizen_id, full_name=name,
                     date_of_birth=pb.Date(year=year, month=month, day=day),
                     operator=pb.Operator(full_name="Lê Thị Thu", citizen_id="079185000123"),
                     facility_code="01821", station_id="py-client",
-                    evidence=pb.IdentityEvidence(method=pb.IDENTITY_METHOD_QR))
+                    evidence=pb.IdentityEvidence(method=pb.IDENTITY_METHOD_TYPED))
 
-            answer = stub.CheckCoverage(request("py-1", valid["citizen_id"], valid["full_name"],
-                                                valid["date_of_birth"]))
-            assert answer.result == pb.CARD_VALID, answer
-            assert answer.usable and answer.source_result_code == "000"
-            assert answer.coverage.card_number == valid["card_number"]
-            assert answer.audit_record_id
+            def check_coverage(req):
+                return stub.CheckCoverage(req, timeout=30)
 
-            unregistered = next(f"001{d}99{n:06d}" for d in "01" for n in range(999999, 0, -1)
-                                if f"001{d}99{n:06d}" not in registered)
-            answer = stub.CheckCoverage(request("py-2", unregistered, "Nguyễn Văn An", "1999"))
-            assert answer.result == pb.NO_CARD_INFORMATION and not answer.HasField("coverage"), answer
+            answer = check_coverage(request("py-1", valid["citizen_id"], valid["full_name"],
+                                            valid["date_of_birth"]))
+            check(answer.result == pb.CARD_VALID, answer)
+            check(answer.usable and answer.source_result_code == "000", answer)
+            check(answer.coverage.card_number == valid["card_number"], answer)
+            check(answer.audit_record_id, answer)
 
-            try:
-                stub.CheckCoverage(request("py-3", "003099012345", "Nguyễn Văn An", "1999"))
-                raise AssertionError("a malformed ID was accepted")
-            except grpc.RpcError as e:
-                assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
-                assert e.details().startswith("citizen_id: "), e.details()
+            # Well-formed (Hà Nội, born 1999) but in no registry: an answer, not an error.
+            unregistered = next(i for d in "01" for n in range(999999, 0, -1)
+                                if (i := f"001{d}99{n:06d}") not in registered)
+            answer = check_coverage(request("py-2", unregistered, "Nguyễn Văn An", "1999"))
+            check(answer.result == pb.NO_CARD_INFORMATION and not answer.HasField("coverage"),
+                  answer)
+
+            # Typed wrong: no province 003, too short, not digits.
+            for n, bad in enumerate(["003099012345", "00109901234", "00109901234X"]):
+                try:
+                    check_coverage(request(f"py-bad-{n}", bad, "Nguyễn Văn An", "1999"))
+                except grpc.RpcError as e:
+                    check(e.code() == grpc.StatusCode.INVALID_ARGUMENT, f"{bad}: {e}")
+                    check(e.details().startswith("citizen_id: "), f"{bad}: {e.details()}")
+                    check(bad not in e.details(), f"the error repeats the ID: {e.details()}")
+                else:
+                    raise AssertionError(f"a malformed citizen ID was accepted: {bad}")
             print("python grpcio client: ok")
         finally:
             server.terminate()
