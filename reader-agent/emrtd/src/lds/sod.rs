@@ -364,3 +364,268 @@ fn parse_signed_attributes(raw: &[u8]) -> Result<SignedAttributes<'_>, SodError>
     })?;
     Ok(attributes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lds::build;
+    use der::Encode;
+    use sha2::{Digest, Sha256};
+
+    const OPENSSL_SOD: &[u8] = include_bytes!("../../testdata/sod/sod.bin");
+    const OPENSSL_LSO: &[u8] = include_bytes!("../../testdata/sod/lso.der");
+    const OPENSSL_DS: &[u8] = include_bytes!("../../testdata/sod/ds.der");
+    const OPENSSL_DG1: &[u8] = include_bytes!("../../testdata/sod/dg1.bin");
+    const OPENSSL_DG15: &[u8] = include_bytes!("../../testdata/sod/dg15.bin");
+    const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+
+    #[test]
+    fn parses_openssl_signed_data() {
+        // testdata/sod/make.sh: OpenSSL's CMS encoder, an LDSSecurityObject from asn1parse.
+        let sod = parse(OPENSSL_SOD).unwrap();
+        let lso = &sod.security_object;
+        assert_eq!(lso.version, 0);
+        assert_eq!(lso.hash_algorithm.oid, build::ID_SHA256);
+        assert_eq!(lso.hash_of(1), Some(&Sha256::digest(OPENSSL_DG1)[..]));
+        assert_eq!(lso.hash_of(15), Some(&Sha256::digest(OPENSSL_DG15)[..]));
+        assert_eq!(lso.hash_of(2), None);
+        assert_eq!(sod.encapsulated_content, OPENSSL_LSO);
+        assert_eq!(sod.certificates, [OPENSSL_DS]);
+        assert_eq!(sod.digest_algorithms.len(), 1);
+        let signer = sod.signer();
+        assert_eq!(signer.version, 1);
+        assert!(matches!(
+            signer.sid,
+            SignerIdentifier::IssuerAndSerialNumber(_)
+        ));
+        assert_eq!(signer.digest_algorithm.oid, build::ID_SHA256);
+        assert_eq!(signer.signature_algorithm.oid, ECDSA_WITH_SHA256);
+        let attrs = signer.signed_attributes.unwrap();
+        assert_eq!(attrs.content_type, Some(ID_LDS_SECURITY_OBJECT));
+        // The signed message digest is the hash of the content bytes as received.
+        assert_eq!(
+            attrs.message_digest,
+            Some(&Sha256::digest(sod.encapsulated_content)[..])
+        );
+        // The raw attributes are a slice of the file, not a re-encoding.
+        let start = attrs.raw().as_ptr() as usize - OPENSSL_SOD.as_ptr() as usize;
+        assert_eq!(&OPENSSL_SOD[start..start + attrs.raw().len()], attrs.raw());
+        assert_eq!(attrs.raw()[0], 0xA0);
+        assert_eq!(attrs.signed_bytes()[0], 0x31);
+        assert_eq!(attrs.signed_bytes()[1..], attrs.raw()[1..]);
+        // The certificate is a real X.509 certificate, byte for byte.
+        let cert = x509_cert::Certificate::from_der(sod.certificates[0]).unwrap();
+        assert_eq!(cert.to_der().unwrap(), OPENSSL_DS);
+        // Debug counts certificates instead of dumping them.
+        assert!(format!("{sod:?}").contains("certificates: 1"));
+    }
+
+    #[test]
+    fn signed_bytes_and_signature_verify_with_openssl() {
+        // An independent verifier: OpenSSL checks the ECDSA signature over `signed_bytes()` with
+        // the Document Signer's public key. Changing signed_bytes (e.g. keeping the A0 tag, or
+        // re-encoding the SET) makes it fail.
+        let sod = parse(OPENSSL_SOD).unwrap();
+        let signer = sod.signer();
+        let dir = std::env::temp_dir().join(format!("emrtd-sod-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let attrs = signer.signed_attributes.unwrap();
+        let verify = |data: &[u8]| {
+            std::fs::write(dir.join("data"), data).unwrap();
+            std::fs::write(dir.join("sig"), signer.signature).unwrap();
+            let pubkey = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sod/ds_pub.pem");
+            std::process::Command::new("openssl")
+                .args(["dgst", "-sha256", "-verify", pubkey, "-signature"])
+                .arg(dir.join("sig"))
+                .arg(dir.join("data"))
+                .output()
+                .expect("openssl is installed")
+                .status
+                .success()
+        };
+        assert!(verify(&attrs.signed_bytes()));
+        assert!(!verify(attrs.raw()));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn agrees_with_the_cms_crate() {
+        // cms's own decoder reads the same SignedData; our slices match its values.
+        let sod = parse(OPENSSL_SOD).unwrap();
+        let wrapper = tlv::parse_exact(OPENSSL_SOD, SOD_TAG).unwrap();
+        let info = cms::content_info::ContentInfo::from_der(wrapper.value()).unwrap();
+        let signed: cms::signed_data::SignedData = info.content.decode_as().unwrap();
+        let econtent = signed.encap_content_info.econtent.unwrap();
+        assert_eq!(econtent.value(), sod.encapsulated_content);
+        let theirs = signed.signer_infos.0.get(0).unwrap();
+        assert_eq!(theirs.signature.as_bytes(), sod.signer().signature);
+        assert_eq!(theirs.sid, sod.signer().sid);
+    }
+
+    #[test]
+    fn parses_built_sod() {
+        let dg1 = build::dg1(&build::td1_mrz(&build::Td1Fields::cccd_example()));
+        let dg13 = build::dg13(&build::Dg13Person::example());
+        let bytes = build::sod(&[(1, &dg1), (13, &dg13)], &[OPENSSL_DS]).unwrap();
+        let sod = parse(&bytes).unwrap();
+        assert_eq!(
+            sod.security_object.hash_of(1),
+            Some(&Sha256::digest(&dg1)[..])
+        );
+        assert_eq!(
+            sod.security_object.hash_of(13),
+            Some(&Sha256::digest(&dg13)[..])
+        );
+        let attrs = sod.signer().signed_attributes.unwrap();
+        assert_eq!(
+            attrs.message_digest,
+            Some(&Sha256::digest(sod.encapsulated_content)[..])
+        );
+        assert_eq!(sod.certificates, [OPENSSL_DS]);
+        assert!(matches!(
+            sod.signer().sid,
+            SignerIdentifier::SubjectKeyIdentifier(_)
+        ));
+        // Without certificates.
+        let bare = build::sod(&[(1, &dg1)], &[]).unwrap();
+        assert!(parse(&bare).unwrap().certificates.is_empty());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        for len in 0..OPENSSL_SOD.len() {
+            assert!(parse(&OPENSSL_SOD[..len]).is_err(), "{len}");
+        }
+        // Truncated inside, with the outer length adjusted to fit.
+        let inner = tlv::parse_exact(OPENSSL_SOD, SOD_TAG).unwrap().value();
+        for len in [0, 1, 10, 100, 500, inner.len() - 1] {
+            assert!(
+                parse(&tlv::encoded(SOD_TAG, &inner[..len])).is_err(),
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn single_byte_mutations_never_panic() {
+        // Every byte replaced by a few hostile values: parsing returns, it does not panic. A
+        // mutation inside a hash, signature or certificate (kept raw) may still parse.
+        let mut errors = 0;
+        for i in 0..OPENSSL_SOD.len() {
+            for value in [0x00, 0xFF, 0x80, OPENSSL_SOD[i] ^ 0x01] {
+                let mut bytes = OPENSSL_SOD.to_vec();
+                bytes[i] = value;
+                errors += usize::from(parse(&bytes).is_err());
+            }
+        }
+        assert!(errors > 500, "{errors}");
+    }
+
+    #[test]
+    fn refuses_wrong_content() {
+        let mut wrong_tag = OPENSSL_SOD.to_vec();
+        wrong_tag[0] = 0x76;
+        assert!(matches!(
+            parse(&wrong_tag),
+            Err(SodError::Tlv(TlvError::UnexpectedTag { .. }))
+        ));
+        // id-data instead of id-signedData (last OID byte 02 -> 01).
+        let mut data = OPENSSL_SOD.to_vec();
+        assert_eq!(data[18], 0x02);
+        data[18] = 0x01;
+        assert_eq!(parse(&data), Err(SodError::NotSignedData));
+        // eContentType 2.23.136.1.1.2 instead of ...1.1.1.
+        let mut other = OPENSSL_SOD.to_vec();
+        assert_eq!(other[54], 0x01);
+        other[54] = 0x02;
+        assert_eq!(parse(&other), Err(SodError::NotLdsSecurityObject));
+        // A declared length of 4 GiB in the wrapper.
+        let mut huge = vec![0x77, 0x84, 0xFF, 0xFF, 0xFF, 0xFF];
+        huge.extend_from_slice(&OPENSSL_SOD[4..]);
+        assert!(matches!(
+            parse(&huge),
+            Err(SodError::Tlv(TlvError::LengthBeyondInput { .. }))
+        ));
+        // Indefinite length inside the DER.
+        let mut indefinite = OPENSSL_SOD.to_vec();
+        indefinite[5..8].copy_from_slice(&[0x80, 0x00, 0x00]);
+        assert!(parse(&indefinite).is_err());
+    }
+
+    #[test]
+    fn refuses_bad_security_objects() {
+        let lso = |hashes: &[(u8, &[u8])]| {
+            let entries = hashes
+                .iter()
+                .map(|(n, h)| DataGroupHashDer {
+                    number: *n,
+                    hash: der::asn1::OctetStringRef::new(h).unwrap(),
+                })
+                .collect();
+            LdsSecurityObjectDer {
+                version: 0,
+                hash_algorithm: AlgorithmIdentifierRef {
+                    oid: build::ID_SHA256,
+                    parameters: None,
+                },
+                hashes: entries,
+                lds_version: None,
+            }
+            .to_der()
+            .unwrap()
+        };
+        assert!(parse_security_object(&lso(&[(1, &[1; 32]), (2, &[2; 32])])).is_ok());
+        assert_eq!(
+            parse_security_object(&lso(&[(1, &[1; 32]), (1, &[2; 32])])),
+            Err(SodError::DataGroupNumber(1))
+        );
+        assert_eq!(
+            parse_security_object(&lso(&[(0, &[1; 32])])),
+            Err(SodError::DataGroupNumber(0))
+        );
+        assert_eq!(
+            parse_security_object(&lso(&[(17, &[1; 32])])),
+            Err(SodError::DataGroupNumber(17))
+        );
+        assert!(matches!(
+            parse_security_object(&[0x30, 0x00]),
+            Err(SodError::Der(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_ambiguous_signed_attributes() {
+        let digest_attr = |d: u8| {
+            let mut a = ID_MESSAGE_DIGEST.to_der().unwrap();
+            a.extend(tlv::encoded(
+                tlv::Tag::new(0x31),
+                &tlv::encoded(tlv::Tag::new(0x04), &[d; 4]),
+            ));
+            tlv::encoded(tlv::Tag::new(0x30), &a)
+        };
+        let one = tlv::encoded(tlv::Tag::new(0xA0), &digest_attr(1));
+        assert_eq!(
+            parse_signed_attributes(&one).unwrap().message_digest,
+            Some(&[1u8; 4][..])
+        );
+        let two = tlv::encoded(
+            tlv::Tag::new(0xA0),
+            &[digest_attr(1), digest_attr(2)].concat(),
+        );
+        assert_eq!(
+            parse_signed_attributes(&two),
+            Err(SodError::BadAttribute("message-digest"))
+        );
+        // Two values in one attribute.
+        let mut a = ID_MESSAGE_DIGEST.to_der().unwrap();
+        a.extend(tlv::encoded(
+            tlv::Tag::new(0x31),
+            &[[0x04, 0x01, 0x01], [0x04, 0x01, 0x02]].concat(),
+        ));
+        let multi = tlv::encoded(tlv::Tag::new(0xA0), &tlv::encoded(tlv::Tag::new(0x30), &a));
+        assert_eq!(
+            parse_signed_attributes(&multi),
+            Err(SodError::BadAttribute("message-digest"))
+        );
+    }
+}
