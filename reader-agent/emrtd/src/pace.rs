@@ -259,12 +259,17 @@ pub fn establish<T: Transport + ?Sized>(
     card_access: Option<&[u8]>,
     stats: &mut ReadStats,
 ) -> Result<SecureChannel, PaceError> {
-    let params = match card_access.map(PaceParams::from_card_access) {
-        None | Some(Err(_)) => PaceParams::CCCD,
-        Some(Ok(Some(params))) => params,
-        Some(Ok(None)) => return Err(PaceError::Unsupported),
-    };
+    let params = params_for(card_access)?;
     establish_with_params(transport, password, &params, stats)
+}
+
+/// The parameters [`establish`] runs with, given EF.CardAccess (or its absence).
+fn params_for(card_access: Option<&[u8]>) -> Result<PaceParams, PaceError> {
+    match card_access.map(PaceParams::from_card_access) {
+        None | Some(Err(_)) => Ok(PaceParams::CCCD),
+        Some(Ok(Some(params))) => Ok(params),
+        Some(Ok(None)) => Err(PaceError::Unsupported),
+    }
 }
 
 /// Runs PACE with the given parameters.
@@ -358,7 +363,10 @@ fn decrypt_nonce(
     encrypted: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, PaceError> {
     let bs = cipher.block_size();
-    if encrypted.is_empty() || !encrypted.len().is_multiple_of(bs) || encrypted.len() > curve.field_len() {
+    if encrypted.is_empty()
+        || !encrypted.len().is_multiple_of(bs)
+        || encrypted.len() > curve.field_len()
+    {
         return Err(ProtocolError::BadNonce.into());
     }
     let mut nonce = Zeroizing::new(encrypted.to_vec());
@@ -526,6 +534,15 @@ mod tests {
             let (expected, response) = self.0.pop_front().expect("unexpected extra command");
             assert_eq!(upper_hex(command), upper_hex(&expected));
             Ok(response)
+        }
+    }
+
+    /// A card that plays back answers whatever it is sent, then answers 6F00.
+    struct Lenient(VecDeque<Vec<u8>>);
+
+    impl Transport for Lenient {
+        fn transmit(&mut self, _: &[u8]) -> Result<Vec<u8>, TransportError> {
+            Ok(self.0.pop_front().unwrap_or_else(|| vec![0x6F, 0x00]))
         }
     }
 
@@ -841,6 +858,79 @@ mod tests {
         let mut script = g1_script();
         script[4].1 = format!("7C128608{}87064445544553549000", g1::T_IC);
         assert!(run_script(&script, access).is_ok());
+    }
+
+    /// Garbage, truncations and bit flips of the genuine answers at every step give typed errors,
+    /// never a panic (a pseudo-random sweep; the parsers' bounds are what is exercised).
+    #[test]
+    fn garbage_answers_never_panic() {
+        let access = "31143012060A04007F0007020204020202010202010D";
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let genuine = g1_script();
+        for step in 1..5 {
+            let answer = hex(&genuine[step].1);
+            for round in 0..45 {
+                let mut bytes = match round % 3 {
+                    // Random bytes ending in 9000.
+                    0 => {
+                        let n = (next() % 120) as usize;
+                        let mut v: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+                        v.extend([0x90, 0x00]);
+                        v
+                    }
+                    // A truncation of the genuine answer, status word kept.
+                    1 => {
+                        let cut = (next() as usize) % (answer.len() - 2);
+                        [&answer[..cut], &[0x90, 0x00][..]].concat()
+                    }
+                    // One bit flipped in the genuine answer's data.
+                    _ => {
+                        let mut v = answer.clone();
+                        let i = (next() as usize) % (v.len() - 2);
+                        v[i] ^= 1 << (next() % 8);
+                        v
+                    }
+                };
+                // The genuine answers up to the step, the mutated one, then 6F00 for anything.
+                let mut answers: VecDeque<Vec<u8>> =
+                    genuine[..step].iter().map(|(_, r)| hex(r)).collect();
+                answers.push_back(std::mem::take(&mut bytes));
+                let mut card = Lenient(answers);
+                let params = PaceParams::from_card_access(&hex(access)).unwrap().unwrap();
+                let result = run(
+                    &mut card,
+                    &g1_password(),
+                    &params,
+                    &mut ReadStats::new(),
+                    &mut fixed_scalars(&[g1::SK_MAP_IFD, g1::SK_IFD]),
+                );
+                assert!(result.is_err(), "step {step} round {round}");
+            }
+        }
+    }
+
+    #[test]
+    fn parameters_from_card_access_or_the_cccd_default() {
+        assert_eq!(params_for(None), Ok(PaceParams::CCCD));
+        // Unreadable (malformed) file: the CCCD suite is assumed.
+        assert_eq!(params_for(Some(&[0x31, 0x05, 0x30])), Ok(PaceParams::CCCD));
+        // A file naming another suite wins over the default.
+        let p = params_for(Some(&hex("31143012060A04007F0007020204020402010202010C"))).unwrap();
+        assert_eq!(
+            (p.cipher(), p.curve()),
+            (Cipher::Aes256, DomainCurve::NistP256)
+        );
+        // Well formed, nothing runnable.
+        assert_eq!(
+            params_for(Some(&hex("31143012060A04007F0007020204040202010202010D"))),
+            Err(PaceError::Unsupported)
+        );
     }
 
     #[test]

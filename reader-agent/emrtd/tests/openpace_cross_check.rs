@@ -45,7 +45,8 @@ fn compile_picc() -> Option<PathBuf> {
     let Some(flags) = flags else {
         assert!(
             !required,
-            "OpenPACE (libeac-dev, pkg-config) is required here but not installed"
+            "OpenPACE is required here (CI or EMRTD_REQUIRE_OPENPACE=1) but `pkg-config libeac` \
+             fails: install libeac-dev libssl-dev pkg-config"
         );
         eprintln!("SKIPPED: OpenPACE cross-check needs libeac-dev and pkg-config");
         return None;
@@ -63,7 +64,11 @@ fn compile_picc() -> Option<PathBuf> {
     match status {
         Ok(s) if s.success() => Some(binary),
         other => {
-            assert!(!required, "compiling the OpenPACE card failed: {other:?}");
+            assert!(
+                !required,
+                "compiling the OpenPACE card failed ({other:?}): libssl-dev and a C compiler \
+                 (build-essential) are needed besides libeac-dev"
+            );
             eprintln!("SKIPPED: could not compile the OpenPACE card: {other:?}");
             None
         }

@@ -418,6 +418,42 @@ mod tests {
     }
 
     #[test]
+    fn random_and_mutated_files_never_panic() {
+        let good = hex(concat!(
+            "3137",
+            "300D060804007F0007020202020101",
+            "3012060A04007F00070202030202020101",
+            "3012060A04007F0007020204020202010202010D"
+        ));
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..5000 {
+            let file = if round % 2 == 0 {
+                let mut v = good.clone();
+                for _ in 0..1 + next() % 3 {
+                    let i = (next() as usize) % v.len();
+                    v[i] = next() as u8;
+                }
+                v
+            } else {
+                let n = (next() % 64) as usize;
+                let mut v: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+                if let Some(first) = v.first_mut() {
+                    *first = 0x31;
+                }
+                v
+            };
+            // Any outcome but a panic.
+            let _ = PaceParams::from_card_access(&file);
+        }
+    }
+
+    #[test]
     fn malformed_files_are_errors_not_panics() {
         let good = hex("31143012060A04007F0007020204020202010202010D");
         for cut in 0..good.len() {

@@ -14,7 +14,7 @@ use elliptic_curve::{
     AffinePoint, CurveArithmetic, FieldBytes, FieldBytesSize, Generate, NonZeroScalar,
     ProjectivePoint,
 };
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// An elliptic curve of the ICAO 9303 standardized domain parameters that PACE here supports.
 #[non_exhaustive]
@@ -192,12 +192,14 @@ where
     FieldBytesSize<C>: ModulusSize,
     AffinePoint<C>: FromSec1Point<C> + ToSec1Point<C>,
 {
-    let k = decode_scalar::<C>(scalar)?;
+    let mut k = decode_scalar::<C>(scalar)?;
     let base = match base {
-        Some(bytes) => decode_point::<C>(bytes)?,
-        None => ProjectivePoint::<C>::generator(),
+        Some(bytes) => decode_point::<C>(bytes),
+        None => Ok(ProjectivePoint::<C>::generator()),
     };
-    encode_point::<C>(&(base * *k)).map(Zeroizing::new)
+    let product = base.and_then(|base| encode_point::<C>(&(base * *k)));
+    k.zeroize();
+    product.map(Zeroizing::new)
 }
 
 fn map_generator_on<C>(nonce: &[u8], h: &[u8]) -> Result<Vec<u8>, EcError>
@@ -206,9 +208,11 @@ where
     FieldBytesSize<C>: ModulusSize,
     AffinePoint<C>: FromSec1Point<C> + ToSec1Point<C>,
 {
-    let s = decode_scalar::<C>(nonce)?;
-    let h = decode_point::<C>(h)?;
-    encode_point::<C>(&(ProjectivePoint::<C>::generator() * *s + h))
+    let mut s = decode_scalar::<C>(nonce)?;
+    let mapped = decode_point::<C>(h)
+        .and_then(|h| encode_point::<C>(&(ProjectivePoint::<C>::generator() * *s + h)));
+    s.zeroize();
+    mapped
 }
 
 #[cfg(test)]
