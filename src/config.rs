@@ -158,3 +158,37 @@ impl Config {
         Duration::from_millis(self.limits.request_timeout_ms)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "bhyt.toml",
+                "data_dir = \"/srv/bhyt\"\n[cache]\nttl_secs = 60\nredis_url = \"redis://cache:6379\"\n",
+            )?;
+            jail.set_env("BHYT_CACHE__TTL_SECS", "30");
+            jail.set_env("BHYT_REGISTRY__URL", "postgres://db/registry");
+            let config = Config::load(Some(Path::new("bhyt.toml")))?;
+            assert_eq!(config.data_dir, PathBuf::from("/srv/bhyt"));
+            assert_eq!(config.cache.ttl_secs, 30, "the environment overrides the file");
+            assert_eq!(config.cache.redis_url, "redis://cache:6379");
+            assert_eq!(config.registry_url(), "postgres://db/registry");
+            assert_eq!(config.audit_url(), "sqlite:///srv/bhyt/audit.sqlite");
+            assert_eq!(config.limits.max_message_bytes, Limits::default().max_message_bytes);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bhyt.toml", "[cache]\nttl = 60\n")?;
+            assert!(Config::load(Some(Path::new("bhyt.toml"))).is_err());
+            Ok(())
+        });
+    }
+}
