@@ -385,49 +385,60 @@ pub fn sod(data_groups: &[(u8, &[u8])], certificates: &[&[u8]]) -> Result<Vec<u8
     Ok(tlv::encoded(SOD_TAG, &content_info.to_der()?))
 }
 
+/// DG15 around a SubjectPublicKeyInfo.
+pub fn dg15(public_key_info: &[u8]) -> Vec<u8> {
+    tlv::encoded(crate::lds::dg15::DG15_TAG, public_key_info)
+}
+
+/// A SubjectPublicKeyInfo from its parts, encoded with `spki`'s own types.
+pub fn public_key_info(
+    oid: ObjectIdentifier,
+    parameters: Option<&[u8]>,
+    key: &[u8],
+) -> Result<Vec<u8>, der::Error> {
+    let info = spki::SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid,
+            parameters: parameters.map(Any::from_der).transpose()?,
+        },
+        subject_public_key: der::asn1::BitString::from_bytes(key)?,
+    };
+    info.to_der()
+}
+
+/// An EC key on brainpoolP256r1 (named curve); the point's coordinates are arbitrary.
+pub fn example_ec_public_key_info() -> Vec<u8> {
+    let curve = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.7")
+        .to_der()
+        .unwrap_or_default();
+    let mut point = vec![0x04];
+    point.extend((0u8..64).map(|i| i.wrapping_mul(37)));
+    public_key_info(
+        ObjectIdentifier::new_unwrap("1.2.840.10045.2.1"),
+        Some(&curve),
+        &point,
+    )
+    .expect("fixed parameters encode")
+}
+
+/// A 1024-bit RSA key shape (modulus top byte C5, exponent 65537).
+pub fn example_rsa_public_key_info() -> Vec<u8> {
+    let mut modulus = vec![0x00, 0xC5];
+    modulus.extend([0x33; 127]);
+    let n = tlv::encoded(Tag::new(0x02), &modulus);
+    let e = tlv::encoded(Tag::new(0x02), &[0x01, 0x00, 0x01]);
+    let key = sequence(&[n, e]);
+    public_key_info(
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1"),
+        Some(&[0x05, 0x00]),
+        &key,
+    )
+    .expect("fixed parameters encode")
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-
-    /// A SubjectPublicKeyInfo from its parts, encoded with `spki`'s own types.
-    pub(crate) fn spki(oid: ObjectIdentifier, parameters: Option<&[u8]>, key: &[u8]) -> Vec<u8> {
-        let info = spki::SubjectPublicKeyInfoOwned {
-            algorithm: AlgorithmIdentifierOwned {
-                oid,
-                parameters: parameters.map(|p| Any::from_der(p).unwrap()),
-            },
-            subject_public_key: der::asn1::BitString::from_bytes(key).unwrap(),
-        };
-        info.to_der().unwrap()
-    }
-
-    /// An EC key on brainpoolP256r1 (named curve); the point's coordinates are arbitrary.
-    pub(crate) fn ec_spki() -> Vec<u8> {
-        let curve = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.7")
-            .to_der()
-            .unwrap();
-        let mut point = vec![0x04];
-        point.extend((0u8..64).map(|i| i.wrapping_mul(37)));
-        spki(
-            ObjectIdentifier::new_unwrap("1.2.840.10045.2.1"),
-            Some(&curve),
-            &point,
-        )
-    }
-
-    /// A 1024-bit RSA key shape (modulus top byte C5, exponent 65537).
-    pub(crate) fn rsa_spki() -> Vec<u8> {
-        let mut modulus = vec![0x00, 0xC5];
-        modulus.extend([0x33; 127]);
-        let n = tlv::encoded(Tag::new(0x02), &modulus);
-        let e = tlv::encoded(Tag::new(0x02), &[0x01, 0x00, 0x01]);
-        let key = sequence(&[n, e]);
-        spki(
-            ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1"),
-            Some(&[0x05, 0x00]),
-            &key,
-        )
-    }
 
     #[test]
     fn td1_builder_matches_icao_example() {

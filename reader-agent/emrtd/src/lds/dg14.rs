@@ -189,7 +189,7 @@ pub(crate) mod tests {
 
     #[test]
     fn parses_security_infos() {
-        let spki = build::tests::ec_spki();
+        let spki = build::example_ec_public_key_info();
         let bytes = build::dg14(&spki, Some(ECDSA_SHA256));
         let dg14 = parse(&bytes).unwrap();
         let ca: Vec<_> = dg14.chip_authentication().collect();
@@ -229,7 +229,7 @@ pub(crate) mod tests {
 
     #[test]
     fn refuses_malformed() {
-        let bytes = build::dg14(&build::tests::ec_spki(), None);
+        let bytes = build::dg14(&build::example_ec_public_key_info(), None);
         assert!(parse(&bytes[..bytes.len() - 1]).is_err());
         let mut wrong = bytes.clone();
         wrong[0] = 0x6F;

@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn parses_ec_key_and_finds_its_algorithm_in_dg14() {
-        let spki = build::tests::ec_spki();
+        let spki = build::example_ec_public_key_info();
         let bytes = tlv::encoded(DG15_TAG, &spki);
         let dg15 = parse(&bytes).unwrap();
         assert_eq!(dg15.public_key_info, &spki[..]);
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn parses_rsa_key() {
-        let spki = build::tests::rsa_spki();
+        let spki = build::example_rsa_public_key_info();
         let bytes = tlv::encoded(DG15_TAG, &spki);
         let dg15 = parse(&bytes).unwrap();
         let AaPublicKey::Rsa { modulus, exponent } = dg15.key else {
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn refuses_malformed() {
-        let spki = build::tests::ec_spki();
+        let spki = build::example_ec_public_key_info();
         let bytes = tlv::encoded(DG15_TAG, &spki);
         assert!(matches!(
             parse(&bytes[..bytes.len() - 1]),
@@ -195,7 +195,9 @@ mod tests {
             Err(Dg15Error::Der(_))
         ));
         // An Ed25519 key is not an AA key type.
-        let ed = build::tests::spki(ObjectIdentifier::new_unwrap("1.3.101.112"), None, &[7; 32]);
+        let ed =
+            build::public_key_info(ObjectIdentifier::new_unwrap("1.3.101.112"), None, &[7; 32])
+                .unwrap();
         assert_eq!(
             parse(&tlv::encoded(DG15_TAG, &ed)),
             Err(Dg15Error::UnsupportedAlgorithm(
@@ -203,13 +205,15 @@ mod tests {
             ))
         );
         // EC without parameters.
-        let bare = build::tests::spki(EC_PUBLIC_KEY, None, &[4; 65]);
+        let bare = build::public_key_info(EC_PUBLIC_KEY, None, &[4; 65]).unwrap();
         assert_eq!(
             parse(&tlv::encoded(DG15_TAG, &bare)),
             Err(Dg15Error::MissingParameters)
         );
         // RSA whose key is not an RSAPublicKey.
-        let bad_rsa = build::tests::spki(RSA_ENCRYPTION, Some(&[0x05, 0x00]), &[0x02, 0x01, 0x03]);
+        let bad_rsa =
+            build::public_key_info(RSA_ENCRYPTION, Some(&[0x05, 0x00]), &[0x02, 0x01, 0x03])
+                .unwrap();
         assert!(matches!(
             parse(&tlv::encoded(DG15_TAG, &bad_rsa)),
             Err(Dg15Error::Der(_))
