@@ -324,7 +324,7 @@ fn collect_strings(
         0x14 => value.iter().map(|&b| char::from(b)).collect(),
         // BMPString: UTF-16BE.
         0x1E => {
-            if value.len() % 2 != 0 {
+            if !value.len().is_multiple_of(2) {
                 return Err(invalid());
             }
             let units = value

@@ -8,7 +8,7 @@
 
 use der::asn1::{AnyRef, ObjectIdentifier};
 use der::{Decode, Reader, SliceReader, Tag, Tagged};
-use spki::SubjectPublicKeyInfoRef;
+use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 
 use crate::tlv::{self, TlvError};
 
@@ -20,6 +20,10 @@ pub const ID_PK_DH: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.127.0
 pub const ID_PK_ECDH: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.127.0.7.2.2.1.2");
 /// id-CA: arc of the Chip Authentication protocols (id-CA-ECDH-AES-CBC-CMAC-128 is `.2.2`).
 pub const ID_CA: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.127.0.7.2.2.3");
+/// id-CA-DH: names a ChipAuthenticationDomainParameterInfo; its sub-arcs name protocols.
+pub const ID_CA_DH: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.127.0.7.2.2.3.1");
+/// id-CA-ECDH: as [`ID_CA_DH`] for elliptic curves.
+pub const ID_CA_ECDH: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.127.0.7.2.2.3.2");
 /// id-AA: ActiveAuthenticationInfo.
 pub const ID_AA: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.136.1.1.5");
 
@@ -55,6 +59,16 @@ pub struct ChipAuthenticationPublicKeyInfo<'a> {
     pub key_id: Option<u32>,
 }
 
+/// The domain parameters of Chip Authentication, when the key does not carry them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChipAuthenticationDomainParameterInfo<'a> {
+    /// id-CA-DH or id-CA-ECDH.
+    pub protocol: ObjectIdentifier,
+    /// The AlgorithmIdentifier of the domain parameters, as received.
+    pub domain_parameter: &'a [u8],
+    pub key_id: Option<u32>,
+}
+
 /// The signature algorithm an ECDSA Active Authentication uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActiveAuthenticationInfo {
@@ -69,6 +83,7 @@ pub struct ActiveAuthenticationInfo {
 pub enum SecurityInfo<'a> {
     ChipAuthentication(ChipAuthenticationInfo),
     ChipAuthenticationPublicKey(ChipAuthenticationPublicKeyInfo<'a>),
+    ChipAuthenticationDomainParameter(ChipAuthenticationDomainParameterInfo<'a>),
     ActiveAuthentication(ActiveAuthenticationInfo),
     /// Another protocol's SecurityInfo, kept as received.
     Other {
@@ -154,7 +169,15 @@ fn parse_security_info(raw: &[u8]) -> Result<SecurityInfo<'_>, Dg14Error> {
                 algorithm,
                 key_id: optional_key_id(r)?,
             })
-        } else if is_under(&protocol, &ID_CA) {
+        } else if protocol == ID_CA_DH || protocol == ID_CA_ECDH {
+            let domain_parameter = r.tlv_bytes()?;
+            AlgorithmIdentifierRef::from_der(domain_parameter)?;
+            SecurityInfo::ChipAuthenticationDomainParameter(ChipAuthenticationDomainParameterInfo {
+                protocol,
+                domain_parameter,
+                key_id: optional_key_id(r)?,
+            })
+        } else if is_under(&protocol, &ID_CA_DH) || is_under(&protocol, &ID_CA_ECDH) {
             SecurityInfo::ChipAuthentication(ChipAuthenticationInfo {
                 protocol,
                 version: r.decode()?,
@@ -180,6 +203,7 @@ fn parse_security_info(raw: &[u8]) -> Result<SecurityInfo<'_>, Dg14Error> {
 pub(crate) mod tests {
     use super::*;
     use crate::lds::build;
+    use der::Encode;
 
     /// id-CA-ECDH-AES-CBC-CMAC-128, the CCCD's Chip Authentication suite.
     pub(crate) const CA_ECDH_AES128: ObjectIdentifier =
@@ -214,6 +238,40 @@ pub(crate) mod tests {
             dg14.infos
                 .iter()
                 .any(|i| matches!(i, SecurityInfo::Other { .. }))
+        );
+    }
+
+    #[test]
+    fn domain_parameter_info_is_not_a_protocol_info() {
+        // {id-CA-ECDH, AlgorithmIdentifier {id-ecPublicKey, brainpoolP256r1}, keyId 1}: the
+        // structure real DG14s carry next to ChipAuthenticationInfo.
+        let mut info = ID_CA_ECDH.to_der().unwrap();
+        let mut alg = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1")
+            .to_der()
+            .unwrap();
+        alg.extend(
+            ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.7")
+                .to_der()
+                .unwrap(),
+        );
+        let alg = tlv::encoded(tlv::Tag::new(0x30), &alg);
+        info.extend(&alg);
+        info.extend([0x02, 0x01, 0x01]);
+        let set = tlv::encoded(
+            tlv::Tag::new(0x31),
+            &tlv::encoded(tlv::Tag::new(0x30), &info),
+        );
+        let bytes = tlv::encoded(DG14_TAG, &set);
+        let dg14 = parse(&bytes).unwrap();
+        assert_eq!(
+            dg14.infos,
+            [SecurityInfo::ChipAuthenticationDomainParameter(
+                ChipAuthenticationDomainParameterInfo {
+                    protocol: ID_CA_ECDH,
+                    domain_parameter: &alg,
+                    key_id: Some(1),
+                }
+            )]
         );
     }
 
