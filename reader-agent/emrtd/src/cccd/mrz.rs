@@ -6,12 +6,12 @@
 
 use std::fmt;
 
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::date::Date;
 use super::expiry::CardExpiry;
 use super::id_number::CitizenId;
-use crate::bac::{BacError, BacKey};
+use crate::bac::{BacError, BacKey, check_digit};
 use crate::lds::dg1::{Dg1Error, TD1_LEN, Td1};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -80,6 +80,22 @@ impl BacKeyMaterial {
     /// `YYMMDD` or `<<<<<<`.
     pub fn date_of_expiry(&self) -> &str {
         &self.date_of_expiry
+    }
+
+    /// The MRZ information BAC hashes (ICAO 9303-11, 4.3.2): each field with its check digit,
+    /// e.g. for a virtual card to be configured with.
+    pub fn mrz_information(&self) -> Zeroizing<String> {
+        let mut number = self.document_number.clone();
+        while number.len() < 9 {
+            number.push('<');
+        }
+        let mut out = Zeroizing::new(String::new());
+        for field in [number.as_str(), &self.date_of_birth, &self.date_of_expiry] {
+            out.push_str(field);
+            out.push(char::from(b'0' + check_digit(field).unwrap_or(0)));
+        }
+        number.zeroize();
+        out
     }
 
     /// The BAC document key.
@@ -169,6 +185,15 @@ mod tests {
         assert_eq!(from_qr, from_mrz);
         let never = BacKeyMaterial::from_citizen(&id, born, CardExpiry::Never);
         assert_eq!(never.date_of_expiry(), "<<<<<<");
+        assert_eq!(*never.mrz_information(), "09901234599901155<<<<<<0");
+        // ICAO 9303-11 Appendix D's MRZ information from its three fields.
+        let icao = key_material(&build::td1_mrz(&Td1Fields {
+            document_number: "L898902C",
+            date_of_birth: "690806",
+            date_of_expiry: Some("940623"),
+            ..Td1Fields::cccd_example()
+        }));
+        assert_eq!(*icao.unwrap().mrz_information(), "L898902C<369080619406236");
     }
 
     #[test]
