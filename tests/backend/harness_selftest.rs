@@ -3,6 +3,7 @@
 
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -160,38 +161,80 @@ fn exit_guard_fires_on_drop_not_on_cancel() {
     assert!(!cancelled.exists());
 }
 
-/// The guard acts when its owner is SIGKILLed (no Drop runs): the owner is this test binary run
+/// The guard acts when its owner dies without running Drop: the owner is this test binary run
 /// again as a child, with only `guard_owner` selected. If anything else held the guard's pipe
 /// open, or the guard depended on Drop, the mark would never appear and `wait_for` would fail.
 #[test]
 fn exit_guard_fires_when_its_process_is_killed() {
     let dir = support::temp_dir();
-    let mut owner = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "harness_selftest::guard_owner", "--ignored"])
-        .env("BHYT_GUARD_DIR", dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let (armed, fired) = (dir.path().join("armed"), dir.path().join("fired"));
-    wait_for("the guard owner", || armed.exists());
+    let mut owner = guard_owner_process(dir.path(), "mark");
+    let fired = dir.path().join("fired");
     assert!(!fired.exists(), "the guard acted while its owner lived");
     owner.kill().unwrap();
     owner.wait().unwrap();
     wait_for("the guard's action", || fired.exists());
 }
 
-/// Only run by `exit_guard_fires_when_its_process_is_killed` (does nothing otherwise).
+/// As `timeout` or Ctrl-C do, SIGTERM reaches the owner's whole process group, the guards and
+/// `setpriv`-run PostgreSQL programs included; a guard that did not ignore it, or one cut short
+/// by a supervising `runuser`, would leave the cluster running and its directory behind.
 #[test]
-#[ignore = "the child process of exit_guard_fires_when_its_process_is_killed"]
+fn a_terminated_test_process_leaves_no_postgres_behind() {
+    let dir = support::temp_dir();
+    let mut owner = guard_owner_process(dir.path(), "postgres");
+    let armed = std::fs::read_to_string(dir.path().join("armed")).unwrap();
+    let (port, cluster) = armed.split_once(' ').unwrap();
+    let (port, cluster): (u16, &std::path::Path) = (port.parse().unwrap(), cluster.as_ref());
+    assert!(!refused(port) && cluster.exists());
+    let group = format!("-{}", owner.id());
+    let kill = Command::new("kill").args(["-TERM", "--", &group]).status();
+    assert!(kill.unwrap().success());
+    owner.wait().unwrap();
+    wait_for("the cluster to be stopped and removed", || {
+        refused(port) && !cluster.exists()
+    });
+}
+
+/// Runs `guard_owner` in a process group of its own and waits until it is armed.
+fn guard_owner_process(dir: &std::path::Path, kind: &str) -> std::process::Child {
+    let owner = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "harness_selftest::guard_owner", "--ignored"])
+        .env("BHYT_GUARD_DIR", dir)
+        .env("BHYT_GUARD_KIND", kind)
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the guard owner", || dir.join("armed").exists());
+    owner
+}
+
+/// Only run by `guard_owner_process` (does nothing otherwise): holds a guard that marks a file,
+/// or a PostgreSQL cluster, until it is killed.
+#[test]
+#[ignore = "the child process of the tests above"]
 fn guard_owner() {
     let Some(dir) = std::env::var_os("BHYT_GUARD_DIR") else {
         return;
     };
     let dir = std::path::PathBuf::from(dir);
-    let _guard = ExitGuard::spawn(
-        Command::new("sh"),
-        &format!("touch '{}'", dir.join("fired").display()),
-    );
-    std::fs::write(dir.join("armed"), "").unwrap();
+    let armed = dir.join("armed");
+    let _held: Box<dyn std::any::Any> = match std::env::var("BHYT_GUARD_KIND").as_deref() {
+        Ok("postgres") => {
+            let pg = Postgres::start();
+            let info = format!("{} {}", pg.port(), pg.dir().display());
+            std::fs::write(dir.join("armed.tmp"), info).unwrap();
+            std::fs::rename(dir.join("armed.tmp"), &armed).unwrap();
+            Box::new(pg)
+        }
+        _ => {
+            let guard = ExitGuard::spawn(
+                Command::new("sh"),
+                &format!("touch '{}'", dir.join("fired").display()),
+            );
+            std::fs::write(&armed, "").unwrap();
+            Box::new(guard)
+        }
+    };
     std::thread::sleep(Duration::from_secs(60));
 }

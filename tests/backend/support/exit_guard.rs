@@ -17,9 +17,11 @@ impl ExitGuard {
     /// Runs `action` (a shell command) through `sh`, a `Command` for the shell (so the caller
     /// chooses the user it runs as), when this process ends or the guard is fired or dropped.
     pub fn spawn(mut sh: Command, action: &str) -> Self {
-        // Terminal signals reach the whole process group; the guard must outlive them to act.
-        let script =
-            format!("trap '' INT HUP; read -r word; [ \"$word\" = cancel ] || {{ {action}; }}");
+        // Ctrl-C, a closed terminal and `timeout` signal the whole process group: the guard
+        // ignores them, outlives the test process and then acts.
+        let script = format!(
+            "trap '' INT HUP TERM; read -r word; [ \"$word\" = cancel ] || {{ {action}; }}"
+        );
         let mut shell = sh
             .args(["-c", &script])
             .stdin(Stdio::piped())

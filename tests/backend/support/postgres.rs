@@ -2,7 +2,7 @@
 //! 127.0.0.1, trust authentication for the `postgres` role.
 //!
 //! `initdb` and `postgres` refuse to run as root, and CI runs as root: then every PostgreSQL
-//! program runs as `nobody` (via `runuser`), in a directory `nobody` owns. The binaries live under
+//! program runs as `nobody` (via `setpriv`), in a directory `nobody` owns. The binaries live under
 //! /usr/lib/postgresql/<version>/bin, not on PATH; the newest version is used.
 
 use std::path::{Path, PathBuf};
@@ -35,19 +35,7 @@ impl Postgres {
     /// A new cluster of its own (stopped and removed on drop).
     pub fn start() -> Self {
         let bin = bin_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("bhyt-pg")
-            .tempdir()
-            .unwrap()
-            .keep();
-        if is_root() {
-            let status = Command::new("chown")
-                .arg("nobody")
-                .arg(&dir)
-                .status()
-                .unwrap();
-            assert!(status.success(), "chown nobody {}", dir.display());
-        }
+        let dir = directory_for_nobody();
         let data = dir.join("data");
         let guard = ExitGuard::spawn(
             unprivileged("sh"),
@@ -58,19 +46,13 @@ impl Postgres {
                 dir = dir.display(),
             ),
         );
-        let init = unprivileged(bin.join("initdb"))
-            .arg("-D")
+        let copy = unprivileged("cp")
+            .arg("-a")
+            .arg(template(&bin))
             .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])
-            // Nothing here has to survive a power cut: skip the fsyncs.
-            .arg("--no-sync")
-            .output()
-            .expect("initdb runs");
-        assert!(
-            init.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
+            .status()
+            .expect("cp runs");
+        assert!(copy.success(), "copying the template cluster failed");
         let mut pg = Self {
             port: 0,
             dir,
@@ -189,6 +171,51 @@ impl Drop for Postgres {
     }
 }
 
+/// A freshly initialised, never started data directory that clusters copy: `initdb` is most of
+/// a cluster's start-up (1 s on an idle machine, several when builds share the cores), so it
+/// runs once per test binary. Removed when the process ends.
+fn template(bin: &Path) -> &'static Path {
+    static TEMPLATE: OnceLock<(PathBuf, ExitGuard)> = OnceLock::new();
+    let (data, _) = TEMPLATE.get_or_init(|| {
+        let dir = directory_for_nobody();
+        let guard = ExitGuard::spawn(unprivileged("sh"), &format!("rm -rf '{}'", dir.display()));
+        let data = dir.join("data");
+        let init = unprivileged(bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])
+            // Nothing here has to survive a power cut: skip the fsyncs.
+            .arg("--no-sync")
+            .output()
+            .expect("initdb runs");
+        assert!(
+            init.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        (data, guard)
+    });
+    data
+}
+
+/// A new temporary directory, owned by `nobody` when we are root.
+fn directory_for_nobody() -> PathBuf {
+    let dir = tempfile::Builder::new()
+        .prefix("bhyt-pg")
+        .tempdir()
+        .unwrap()
+        .keep();
+    if is_root() {
+        let status = Command::new("chown")
+            .arg("nobody")
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "chown nobody {}", dir.display());
+    }
+    dir
+}
+
 /// The newest installed PostgreSQL's bin directory.
 fn bin_dir() -> PathBuf {
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -208,12 +235,31 @@ fn bin_dir() -> PathBuf {
 }
 
 /// A command for `program`, run as `nobody` when we are root (PostgreSQL refuses root).
+/// `setpriv` execs the program itself; `runuser` would stay in between and, on SIGTERM, kill it
+/// two seconds later, cutting short the exit guard's clean-up.
 fn unprivileged(program: impl AsRef<std::ffi::OsStr>) -> Command {
     if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "nobody", "--"]).arg(program);
+        let (uid, gid) = nobody();
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .args(["--clear-groups", "--"])
+            .arg(program);
         c
     } else {
         Command::new(program)
     }
+}
+
+/// The user and group ids of `nobody`, from /etc/passwd.
+fn nobody() -> (String, String) {
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
+    passwd
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&"nobody") && fields.len() > 3)
+                .then(|| (fields[2].to_owned(), fields[3].to_owned()))
+        })
+        .expect("a user `nobody` in /etc/passwd")
 }
