@@ -5,8 +5,8 @@
 //! invalidate each other's copies, so while Redis works it is neither read nor written, and it is
 //! emptied when Redis comes back.
 //!
-//! Keys are keyed hashes of the subject (`bhyt:cov:v1:<hmac>`): no citizen ID or card number is
-//! ever visible in Redis.
+//! Keys are keyed hashes of the subject (`bhyt:cov:v1:<hmac>`) and values are sealed (AES-GCM,
+//! see [`crate::seal`]): nothing in Redis names or describes a person in clear.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +21,10 @@ use tokio::sync::OnceCell;
 use crate::config::CacheConfig;
 use crate::coverage::{CardRecord, Subject, VIETNAM};
 use crate::keys::Pseudonymizer;
+use crate::seal::Sealer;
+
+/// Associated data of sealed Redis values.
+const REDIS_VALUE: &str = "redis-coverage";
 
 /// What the cache holds for a subject: the source's facts (or their absence) and when they were
 /// fetched.
@@ -39,12 +43,15 @@ pub enum CacheTier {
 }
 
 pub struct CoverageCache {
+    /// False when caching is switched off (`cache.enabled = false`): nothing is read or written.
+    enabled: bool,
     redis: Arc<OnceCell<ConnectionManager>>,
     redis_configured: bool,
     /// Whether the last Redis command worked; flips are logged once.
     redis_healthy: AtomicBool,
     fallback: moka::future::Cache<String, Arc<FallbackEntry>>,
     keys: Pseudonymizer,
+    sealer: Arc<Sealer>,
     ttl: Duration,
     not_found_ttl: Duration,
     timeout: Duration,
@@ -53,15 +60,20 @@ pub struct CoverageCache {
 impl CoverageCache {
     /// Starts connecting to Redis in the background (when configured) and returns at once:
     /// a Redis that is down at start-up is picked up when it comes up.
-    pub fn new(config: &CacheConfig, keys: Pseudonymizer) -> Result<Arc<Self>, redis::RedisError> {
+    pub fn new(
+        config: &CacheConfig,
+        keys: Pseudonymizer,
+        sealer: Arc<Sealer>,
+    ) -> Result<Arc<Self>, redis::RedisError> {
         let redis = Arc::new(OnceCell::new());
-        let redis_configured = !config.redis_url.is_empty();
+        let redis_configured = config.enabled && !config.redis_url.is_empty();
         let timeout = Duration::from_millis(config.redis_timeout_ms);
         if redis_configured {
             let client = redis::Client::open(config.redis_url.as_str())?;
             tokio::spawn(connect_until_up(client, redis.clone(), timeout));
         }
         Ok(Arc::new(Self {
+            enabled: config.enabled,
             redis,
             redis_configured,
             redis_healthy: AtomicBool::new(redis_configured),
@@ -70,6 +82,7 @@ impl CoverageCache {
                 .expire_after(EntryLifetime)
                 .build(),
             keys,
+            sealer,
             ttl: Duration::from_secs(config.ttl_secs),
             not_found_ttl: Duration::from_secs(config.not_found_ttl_secs),
             timeout,
@@ -87,12 +100,16 @@ impl CoverageCache {
     }
 
     pub async fn get(&self, key: &str) -> Option<(CachedCoverage, CacheTier)> {
+        if !self.enabled {
+            return None;
+        }
         if let Some(mut conn) = self.connection() {
             let got: Result<Option<Vec<u8>>, _> = self.bounded(conn.get(key)).await;
             if let Ok(value) = got {
                 self.mark_redis(true);
                 return value
-                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                    .and_then(|bytes| self.sealer.open(REDIS_VALUE, &bytes).ok())
+                    .and_then(|plain| serde_json::from_slice(&plain).ok())
                     .map(|v| (v, CacheTier::Redis));
             }
             self.mark_redis(false);
@@ -104,9 +121,13 @@ impl CoverageCache {
     }
 
     pub async fn put(&self, key: &str, value: &CachedCoverage, now: OffsetDateTime) {
+        if !self.enabled {
+            return;
+        }
         let ttl = self.ttl_for(value, now);
         if let Some(mut conn) = self.connection() {
-            let bytes = serde_json::to_vec(value).expect("cache entries serialise");
+            let plain = serde_json::to_vec(value).expect("cache entries serialise");
+            let bytes = self.sealer.seal(REDIS_VALUE, &plain);
             let set: Result<(), _> = self
                 .bounded(conn.set_ex(key, bytes, ttl.as_secs().max(1)))
                 .await;

@@ -25,6 +25,9 @@ pub struct Config {
     pub audit: AuditConfig,
     pub cache: CacheConfig,
     pub limits: Limits,
+    pub abuse: crate::abuse::AbuseConfig,
+    /// Mutual TLS on the gRPC listener (`[tls]`, see `crate::tls::TlsConfig`).
+    pub tls: crate::tls::TlsConfig,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -50,6 +53,9 @@ pub struct AuditConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
+    /// Off: every check asks the source, and neither Redis nor the in-process cache is read or
+    /// written (benchmarks measure the source's own cost this way; coalescing still applies).
+    pub enabled: bool,
     /// `redis://host:port/db`; empty: in-process cache only.
     pub redis_url: String,
     /// Lifetime of a found card's entry (never past the card's end of validity).
@@ -86,6 +92,8 @@ impl Default for Config {
             audit: AuditConfig::default(),
             cache: CacheConfig::default(),
             limits: Limits::default(),
+            abuse: crate::abuse::AbuseConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -104,6 +112,7 @@ impl Default for AuditConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             redis_url: String::new(),
             ttl_secs: 6 * 3600,
             not_found_ttl_secs: 60,

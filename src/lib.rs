@@ -7,6 +7,7 @@
 //! database), judges the card ([`coverage::judge`]) and appends the outcome to [`audit`] before
 //! the answer leaves.
 
+pub mod abuse;
 pub mod api;
 pub mod audit;
 pub mod cache;
@@ -19,6 +20,10 @@ pub mod lookup;
 pub mod messages;
 pub mod metrics;
 pub mod names;
+pub mod pki;
+pub mod proof;
 pub mod registry;
+pub mod seal;
 pub mod server;
 pub mod source;
+pub mod tls;

@@ -48,6 +48,32 @@ enum Command {
     /// Audit log commands.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The private CA: issue and revoke the certificates of stations, HIS, auditors, admins and the server.
+    Pki(bhyt_verify::pki::cli::PkiArgs),
+    /// Proof-of-check tokens.
+    #[command(subcommand)]
+    Proof(ProofCommand),
+    /// The backend's own keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum ProofCommand {
+    /// Check a token's signature offline and print what it states; exit status 1 if it fails.
+    Verify {
+        token: String,
+        /// Directory of trusted public keys (default: the data directory's keys/proof-keys).
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new pseudonym key, data key and proof-signing key, and make them current; old keys
+    /// stay for reading what they sealed, hashed or signed. Restart the backend afterwards.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -87,6 +113,14 @@ async fn main() -> anyhow::Result<()> {
         } => import(config, file, skip_bad_rows).await,
         Command::Generate { count, seed, out } => generate(count, seed, out),
         Command::Audit(AuditCommand::Verify { keys }) => audit_verify(config, keys).await,
+        Command::Pki(args) => Ok(bhyt_verify::pki::cli::run(&config, args)?),
+        Command::Proof(ProofCommand::Verify { token, keys }) => proof_verify(&config, &token, keys),
+        Command::Keys(KeysCommand::Rotate) => {
+            bhyt_verify::keys::Keys::rotate(&config.keys_dir())?;
+            bhyt_verify::keys::Keys::load_or_create(&config.keys_dir())?;
+            println!("keys rotated in {}; restart the backend to use them", config.keys_dir().display());
+            Ok(())
+        }
     }
 }
 
@@ -149,6 +183,21 @@ async fn import(config: Config, file: PathBuf, skip_bad_rows: bool) -> anyhow::R
         anyhow::bail!("nothing was loaded: fix the rows above, or pass --skip-bad-rows");
     }
     Ok(())
+}
+
+fn proof_verify(config: &Config, token: &str, keys: Option<PathBuf>) -> anyhow::Result<()> {
+    let dir = keys.unwrap_or_else(|| config.keys_dir().join("proof-keys"));
+    let verifier = bhyt_verify::proof::ProofVerifier::load(&dir)?;
+    match verifier.verify(token) {
+        Ok(claims) => {
+            println!("valid proof of check\n{}", serde_json::to_string_pretty(&claims)?);
+            Ok(())
+        }
+        Err(error) => {
+            println!("INVALID proof of check: {error}");
+            std::process::exit(1);
+        }
+    }
 }
 
 async fn audit_verify(config: Config, key_files: Vec<PathBuf>) -> anyhow::Result<()> {

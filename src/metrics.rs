@@ -46,6 +46,7 @@ pub struct Metrics {
     audit_failures: Counter,
     in_flight: Gauge,
     coalesced: Gauge,
+    enumerations: Counter,
 }
 
 impl Default for Metrics {
@@ -118,7 +119,14 @@ impl Metrics {
             "Checks waiting for another check's source query for the same subject",
             coalesced.clone(),
         );
+        let enumerations = Counter::default();
+        registry.register(
+            "enumeration_suspected",
+            "Checks refused because their station asked about too many distinct people",
+            enumerations.clone(),
+        );
         Self {
+            enumerations,
             coalesced,
             registry,
             checks,
@@ -180,6 +188,10 @@ impl Metrics {
     pub fn in_flight(&self) -> InFlight<'_> {
         self.in_flight.inc();
         InFlight(&self.in_flight)
+    }
+
+    pub fn enumeration_suspected(&self) {
+        self.enumerations.inc();
     }
 
     /// Counts a check waiting on another's source query until the guard drops.

@@ -17,8 +17,9 @@ use sqlx::AnyPool;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::abuse::AbuseLimits;
 use crate::api::audit::AuditApi;
-use crate::api::verification::{Checks, VerificationApi};
+use crate::api::verification::{Checks, Secrets, VerificationApi};
 use crate::audit::AuditLog;
 use crate::audit::writer::WriterOptions;
 use crate::cache::CoverageCache;
@@ -81,7 +82,8 @@ impl App {
         )
         .await
         .map_err(StartError::Audit)?;
-        let cache = CoverageCache::new(&config.cache, keys.pseudonymizer.clone())?;
+        let sealer = Arc::new(keys.sealer);
+        let cache = CoverageCache::new(&config.cache, keys.pseudonymizer.clone(), sealer.clone())?;
         if config.cache.redis_url.is_empty() {
             tracing::warn!("no redis configured: caching in this process only");
         }
@@ -91,8 +93,9 @@ impl App {
             lookup,
             audit,
             audit_pool,
-            keys.pseudonymizer,
+            Secrets { pseudonymizer: keys.pseudonymizer, sealer, proof: keys.proof_signer },
             metrics.clone(),
+            AbuseLimits::new(config.abuse.clone()),
             config.limits.max_message_bytes,
         ));
         tracing::info!(writer = checks.audit.writer_id(), "audit writer started");

@@ -11,6 +11,8 @@ CREATE TABLE audit_writers (
 CREATE TABLE audit_records (
     writer_id           TEXT NOT NULL,
     seq                 BIGINT NOT NULL,   -- 1, 2, 3, ... per writer
+    record_id           TEXT NOT NULL,     -- the id answers and proof tokens name
+    kind                TEXT NOT NULL,     -- check, refusal, connection, audit_read, ...
     recorded_at         BIGINT NOT NULL,
     request_id          TEXT NOT NULL,
     facility_code       TEXT NOT NULL,
@@ -18,10 +20,11 @@ CREATE TABLE audit_records (
     operator_hash       TEXT NOT NULL,
     subject_kind        TEXT NOT NULL,
     subject_hash        TEXT NOT NULL,
+    subject_sealed      TEXT NOT NULL,     -- the identifier itself, AEAD-encrypted, for auditors
     result              BIGINT NOT NULL,   -- bhyt.verify.v1.ResultCode
     source_code         TEXT NOT NULL,
     error_code          BIGINT NOT NULL,   -- gRPC code of a refusal, 0 when answered
-    error_message       TEXT NOT NULL,
+    detail              TEXT NOT NULL,     -- refusal message, peer address, query made, ...
     cache_status        BIGINT NOT NULL,   -- bhyt.verify.v1.CacheStatus
     evidence_method     BIGINT NOT NULL,
     evidence_passive    BIGINT NOT NULL,
@@ -34,6 +37,7 @@ CREATE TABLE audit_records (
     PRIMARY KEY (writer_id, seq)
 );
 
+CREATE UNIQUE INDEX audit_records_by_id ON audit_records (record_id);
 CREATE INDEX audit_records_by_time ON audit_records (recorded_at);
 CREATE INDEX audit_records_by_subject ON audit_records (subject_hash, recorded_at);
 CREATE INDEX audit_records_by_facility ON audit_records (facility_code, recorded_at);
@@ -60,7 +64,7 @@ CREATE TABLE idempotency_keys (
     request_id     TEXT NOT NULL,
     payload_hash   TEXT NOT NULL,
     record_id      TEXT NOT NULL,
-    response       BYTEA NOT NULL,         -- the encoded CheckCoverageResponse
+    response       BYTEA NOT NULL,         -- the encoded CheckCoverageResponse, AEAD-encrypted
     created_at     BIGINT NOT NULL,
     PRIMARY KEY (facility_code, station_id, request_id)
 );

@@ -12,8 +12,11 @@ use emrtd::cccd::id_number::CitizenId;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use super::verification::Checks;
+use super::verification::{AUDIT_SUBJECT, Checks};
+use crate::seal::Sealer;
 use crate::audit::chain::ChainedRecord;
+use crate::audit::writer::{new_record_id, now_micros};
+use crate::audit::{AuditEntry, EventKind};
 use crate::audit::integrity::{self, Verification};
 use crate::audit::store::{self, Cursor, Filter};
 use crate::card_number::CardNumber;
@@ -55,25 +58,25 @@ impl AuditApi {
             .to
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("to: required"))?;
-        let subject_hash = match &req.subject {
+        let subject_hashes = match &req.subject {
             Some(query_lookups_request::Subject::CitizenId(id)) => {
                 let id = CitizenId::parse(id)
                     .map_err(|e| Status::invalid_argument(format!("citizen_id: {e}")))?;
-                Some(self.checks.subject_hash(&Subject::Citizen(id)))
+                self.checks.subject_hashes(&Subject::Citizen(id))
             }
             Some(query_lookups_request::Subject::CardNumber(card)) => {
                 let card = CardNumber::parse(card)
                     .map_err(|e| Status::invalid_argument(format!("card_number: {e}")))?;
-                Some(self.checks.subject_hash(&Subject::Card(card)))
+                self.checks.subject_hashes(&Subject::Card(card))
             }
-            None => None,
+            None => Vec::new(),
         };
-        let operator_hash = match req.operator_citizen_id.as_str() {
-            "" => None,
+        let operator_hashes = match req.operator_citizen_id.as_str() {
+            "" => Vec::new(),
             id => {
                 let id = CitizenId::parse(id)
                     .map_err(|e| Status::invalid_argument(format!("operator_citizen_id: {e}")))?;
-                Some(self.checks.operator_hash(id.as_str()))
+                self.checks.operator_hashes(id.as_str())
             }
         };
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
@@ -82,11 +85,56 @@ impl AuditApi {
             to: micros(to),
             facility_code: non_empty(&req.facility_code),
             station_id: non_empty(&req.station_id),
-            operator_hash,
-            subject_hash,
+            operator_hashes,
+            subject_hashes,
             results: req.results.clone(),
         })
     }
+}
+
+impl AuditApi {
+    /// Every read of the audit trail leaves its own record before any data leaves; a read that
+    /// cannot be recorded is refused.
+    async fn record_read(&self, detail: String, filter: &Filter) -> Result<(), Status> {
+        let entry = AuditEntry {
+            record_id: new_record_id(),
+            kind: EventKind::AuditRead,
+            recorded_at: now_micros(),
+            subject_kind: if filter.subject_hashes.is_empty() { "" } else { "searched" }.into(),
+            subject_hash: filter.subject_hashes.first().cloned().unwrap_or_default(),
+            operator_hash: filter.operator_hashes.first().cloned().unwrap_or_default(),
+            detail,
+            ..Default::default()
+        };
+        self.checks.audit.append(entry, None).await.map_err(|e| {
+            Status::unavailable(format!("{e}; audit reads are refused while they cannot be recorded"))
+        })
+    }
+}
+
+/// What an auditor asked for, in words that name no person (identifiers appear as hash
+/// prefixes).
+fn describe(req: &QueryLookupsRequest, filter: &Filter) -> String {
+    let mut parts = vec![format!("query_lookups from={} to={}", filter.from, filter.to)];
+    if let Some(f) = &filter.facility_code {
+        parts.push(format!("facility={f}"));
+    }
+    if let Some(s) = &filter.station_id {
+        parts.push(format!("station={s}"));
+    }
+    if let Some(h) = filter.subject_hashes.first() {
+        parts.push(format!("subject_hash={}…", &h[..12]));
+    }
+    if let Some(h) = filter.operator_hashes.first() {
+        parts.push(format!("operator_hash={}…", &h[..12]));
+    }
+    if !filter.results.is_empty() {
+        parts.push(format!("results={:?}", filter.results));
+    }
+    if !req.page_token.is_empty() {
+        parts.push("resumed".into());
+    }
+    parts.join(" ")
 }
 
 /// Page tokens name the last record sent: "<recorded_at>.<seq>.<writer_id>".
@@ -111,10 +159,19 @@ fn decode_token(token: &str) -> Result<Cursor, Status> {
     })
 }
 
-fn lookup_record(r: &ChainedRecord) -> LookupRecord {
+/// A record as an auditor sees it, the subject unsealed.
+fn lookup_record(r: &ChainedRecord, sealer: &Sealer) -> LookupRecord {
     let e = &r.entry;
+    let subject = match e.subject_sealed.as_str() {
+        "" => String::new(),
+        sealed => sealer
+            .open_text(AUDIT_SUBJECT, sealed)
+            .unwrap_or_else(|error| format!("<{error}>")),
+    };
     LookupRecord {
-        record_id: r.record_id(),
+        record_id: e.record_id.clone(),
+        kind: e.kind.as_str().to_owned(),
+        subject,
         writer_id: r.writer_id.clone(),
         sequence: r.seq as u64,
         recorded_at: Some(timestamp(e.recorded_at)),
@@ -126,7 +183,7 @@ fn lookup_record(r: &ChainedRecord) -> LookupRecord {
         result: e.result,
         source_result_code: e.source_code.clone(),
         error_code: e.error_code,
-        error_message: e.error_message.clone(),
+        detail: e.detail.clone(),
         cache: e.cache_status,
         evidence: Some(IdentityEvidence {
             method: e.evidence.method,
@@ -152,6 +209,7 @@ impl AuditService for AuditApi {
     ) -> Result<Response<PageStream>, Status> {
         let req = request.into_inner();
         let filter = self.filter(&req)?;
+        self.record_read(describe(&req, &filter), &filter).await?;
         let page_size = match req.page_size {
             0 => DEFAULT_PAGE,
             n => n.min(MAX_PAGE),
@@ -165,6 +223,7 @@ impl AuditService for AuditApi {
             token => Some(decode_token(token)?),
         };
         let pool = self.checks.audit_pool.clone();
+        let sealer = self.checks.sealer.clone();
         let pages = async_stream::try_stream! {
             while remaining > 0 {
                 let limit = u64::from(page_size).min(remaining) as i64;
@@ -176,7 +235,7 @@ impl AuditService for AuditApi {
                 remaining -= records.len() as u64;
                 let full = records.len() as i64 == limit;
                 yield LookupPage {
-                    records: records.iter().map(lookup_record).collect(),
+                    records: records.iter().map(|r| lookup_record(r, &sealer)).collect(),
                     next_page_token: encode_token(&next),
                 };
                 cursor = Some(next);
@@ -193,6 +252,7 @@ impl AuditService for AuditApi {
         request: Request<VerifyIntegrityRequest>,
     ) -> Result<Response<VerifyIntegrityResponse>, Status> {
         let req = request.into_inner();
+        self.record_read("verify_integrity".into(), &Filter::default()).await?;
         let now = crate::audit::writer::now_micros();
         let range = match (&req.from, &req.to) {
             (None, None) => None,

@@ -8,6 +8,7 @@ use std::time::Instant;
 use bhyt_proto::v1::verification_service_server::VerificationService;
 use bhyt_proto::v1::{
     BatchItemResult, CacheInfo, CacheStatus, CheckCoverageRequest, CheckCoverageResponse, Coverage,
+    IdentityMethod,
     ItemError, LocalizedText, NewCard, ResultCode, batch_item_result, check_coverage_request,
 };
 use futures::{Stream, StreamExt};
@@ -17,7 +18,11 @@ use time::OffsetDateTime;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::request::{self, FieldError, ValidCheck};
-use crate::audit::{AuditEntry, AuditError, AuditLog, Idempotent, store};
+use crate::abuse::{AbuseLimits, Limit};
+use crate::audit::writer::new_record_id;
+use crate::audit::{AuditEntry, AuditError, AuditLog, EventKind, Idempotent, store};
+use crate::proof::{EvidenceClaim, ProofClaims, ProofSigner};
+use crate::seal::Sealer;
 use crate::cache::CacheTier;
 use crate::card_number::benefit_percent;
 use crate::coverage::{self, CardRecord, Subject, Verdict};
@@ -25,6 +30,13 @@ use crate::keys::Pseudonymizer;
 use crate::lookup::{Lookup, Provenance};
 use crate::messages;
 use crate::metrics::Metrics;
+
+/// The keys a check uses: pseudonyms for hashes, the sealer for data at rest, the proof signer.
+pub struct Secrets {
+    pub pseudonymizer: Pseudonymizer,
+    pub sealer: Arc<Sealer>,
+    pub proof: ProofSigner,
+}
 
 /// Checks in flight per idempotency key, so a retry racing its original waits for it.
 type KeyLocks = Mutex<HashMap<(String, String, String), Arc<tokio::sync::Mutex<()>>>>;
@@ -34,7 +46,10 @@ pub struct Checks {
     pub audit: AuditLog,
     pub audit_pool: AnyPool,
     pub keys: Pseudonymizer,
+    pub sealer: Arc<Sealer>,
+    pub proof: ProofSigner,
     pub metrics: Arc<Metrics>,
+    pub abuse: AbuseLimits,
     pub max_message_bytes: usize,
     pub batch_concurrency: usize,
     in_progress: KeyLocks,
@@ -45,16 +60,20 @@ impl Checks {
         lookup: Lookup,
         audit: AuditLog,
         audit_pool: AnyPool,
-        keys: Pseudonymizer,
+        secrets: Secrets,
         metrics: Arc<Metrics>,
+        abuse: AbuseLimits,
         max_message_bytes: usize,
     ) -> Self {
         Self {
             lookup,
             audit,
             audit_pool,
-            keys,
+            keys: secrets.pseudonymizer,
+            sealer: secrets.sealer,
+            proof: secrets.proof,
             metrics,
+            abuse,
             max_message_bytes,
             batch_concurrency: 16,
             in_progress: Mutex::default(),
@@ -74,6 +93,19 @@ impl Checks {
 
     pub fn operator_hash(&self, citizen_id: &str) -> String {
         self.keys.hash("audit-operator", citizen_id.trim())
+    }
+
+    /// The subject's hash under every pseudonym key, for searches across key rotations.
+    pub fn subject_hashes(&self, subject: &Subject) -> Vec<String> {
+        let value = match subject {
+            Subject::Citizen(id) => id.as_str(),
+            Subject::Card(card) => card.social_insurance_number(),
+        };
+        self.keys.all_hashes("audit-subject", &format!("{}:{value}", subject.kind()))
+    }
+
+    pub fn operator_hashes(&self, citizen_id: &str) -> Vec<String> {
+        self.keys.all_hashes("audit-operator", citizen_id.trim())
     }
 
     /// Runs one check: validate, replay or refuse a reused request id, look up, judge, record.
@@ -112,22 +144,58 @@ impl Checks {
                     "audit store unreachable".into(),
                 )))
             }
-            Ok(Some(stored)) if stored.payload_hash == payload_hash => {
-                CheckCoverageResponse::decode(stored.response.as_slice()).map_err(|_| {
-                    Status::internal("the stored answer for this request_id is unreadable")
-                })
-            }
+            Ok(Some(stored)) if stored.payload_hash == payload_hash => self
+                .sealer
+                .open(IDEMPOTENT_ANSWER, &stored.response)
+                .ok()
+                .and_then(|bytes| CheckCoverageResponse::decode(bytes.as_slice()).ok())
+                .ok_or_else(|| Status::internal("the stored answer for this request_id is unreadable")),
             Ok(Some(_)) => {
                 let status = Status::already_exists(
                     "request_id: already used by this station for a different request; use a new request_id",
                 );
                 Err(self.refuse(&req, status, started).await)
             }
-            Ok(None) => self.answer(&req, valid, payload_hash, started).await,
+            Ok(None) => match self.admit(&req, &valid, started).await {
+                Ok(()) => self.answer(&req, valid, payload_hash, started).await,
+                Err(status) => Err(status),
+            },
         };
         drop(_serialised);
         self.release_key_lock(&req, lock);
         outcome
+    }
+
+    /// Applies the station's abuse limits. A suspected enumeration is recorded once per window
+    /// (a throttled flood must not flood the audit log too); every throttled check is counted.
+    async fn admit(&self, req: &CheckCoverageRequest, valid: &ValidCheck, started: Instant) -> Result<(), Status> {
+        let station = format!("{}/{}", req.facility_code, req.station_id);
+        let subject_hash = self.subject_hash(&valid.subject);
+        let Err(verdict) = self.abuse.admit(&station, &subject_hash, Instant::now()) else {
+            return Ok(());
+        };
+        self.metrics.check_refused(tonic::Code::ResourceExhausted);
+        let status = match verdict.limit {
+            Limit::Rate { retry_after } => Status::resource_exhausted(format!(
+                "this station is over its rate limit: retry in {} ms",
+                retry_after.as_millis().max(1)
+            )),
+            Limit::Enumeration { distinct } => {
+                self.metrics.enumeration_suspected();
+                if verdict.first {
+                    let entry = AuditEntry {
+                        detail: format!("suspected enumeration: {distinct} distinct people in the window"),
+                        ..self.entry_base(req, EventKind::Throttled, started)
+                    };
+                    self.audit.append(entry, None).await.map_err(audit_unavailable)?;
+                    tracing::warn!(facility = %req.facility_code, station = %req.station_id, distinct, "suspected enumeration: station throttled");
+                }
+                Status::resource_exhausted(
+                    "this station has checked more distinct people than a desk can: new people are refused for now",
+                )
+            }
+        };
+        Err(status)
     }
 
     async fn answer(
@@ -167,7 +235,30 @@ impl Checks {
             }
         };
         let (vi, en) = messages::for_result(verdict.result);
-        let mut response = CheckCoverageResponse {
+        let base = self.entry_base(req, EventKind::Check, started);
+        let subject_hash = self.subject_hash(&valid.subject);
+        let operator_hash = self.operator_hash(valid.operator_id.as_str());
+        let proof = self.proof.sign(&ProofClaims {
+            sub: subject_hash.clone(),
+            fac: req.facility_code.clone(),
+            sta: req.station_id.clone(),
+            op: operator_hash.clone(),
+            iat: now.unix_timestamp(),
+            res: verdict.result.as_str_name().to_owned(),
+            src: verdict.source_code.to_owned(),
+            usable: verdict.usable,
+            ev: EvidenceClaim {
+                method: IdentityMethod::try_from(valid.evidence.method)
+                    .map_or("", |m| m.as_str_name())
+                    .to_owned(),
+                passive: valid.evidence.passive_authentication,
+                chip: valid.evidence.chip_authentication,
+                active: valid.evidence.active_authentication,
+            },
+            rec: base.record_id.clone(),
+            req: req.request_id.clone(),
+        });
+        let response = CheckCoverageResponse {
             request_id: req.request_id.clone(),
             result: verdict.result as i32,
             source_result_code: verdict.source_code.to_owned(),
@@ -180,36 +271,33 @@ impl Checks {
                 .as_ref()
                 .map(|c| coverage_of(c, &valid.claim.facility_code)),
             cache: Some(cache),
-            audit_record_id: String::new(),
+            audit_record_id: base.record_id.clone(),
             checked_at: Some(prost_types::Timestamp {
                 seconds: now.unix_timestamp(),
                 nanos: 0,
             }),
             source: self.lookup.source_name().to_owned(),
+            proof_token: proof,
         };
         let entry = AuditEntry {
             subject_kind: valid.subject.kind().to_owned(),
-            subject_hash: self.subject_hash(&valid.subject),
-            operator_hash: self.operator_hash(valid.operator_id.as_str()),
+            subject_hash,
+            subject_sealed: self.sealer.seal_text(AUDIT_SUBJECT, valid.subject.value()),
+            operator_hash,
             result: verdict.result as i32,
             source_code: verdict.source_code.to_owned(),
             cache_status: cache.status,
             evidence: valid.evidence.clone(),
-            ..self.entry_base(req, started)
+            ..base
         };
         let idempotent = Idempotent {
             payload_hash,
-            response: response.clone(),
+            response: self.sealer.seal(IDEMPOTENT_ANSWER, &response.encode_to_vec()),
         };
-        let record_id = self
-            .audit
-            .append(entry, Some(idempotent))
-            .await
-            .map_err(|e| {
-                self.metrics.check_refused(tonic::Code::Unavailable);
-                audit_unavailable(e)
-            })?;
-        response.audit_record_id = record_id;
+        self.audit.append(entry, Some(idempotent)).await.map_err(|e| {
+            self.metrics.check_refused(tonic::Code::Unavailable);
+            audit_unavailable(e)
+        })?;
         self.metrics
             .check_answered(verdict_label(&verdict), cache_label(cache.status));
         Ok(response)
@@ -225,16 +313,16 @@ impl Checks {
             }
             None => ("none", ""),
         };
+        let raw: String = raw.trim().chars().take(64).collect();
         let entry = AuditEntry {
             subject_kind: kind.into(),
-            subject_hash: self
-                .keys
-                .hash("audit-subject", &format!("{kind}:{}", raw.trim())),
+            subject_hash: self.keys.hash("audit-subject", &format!("{kind}:{raw}")),
+            subject_sealed: self.sealer.seal_text(AUDIT_SUBJECT, &raw),
             operator_hash: self
                 .operator_hash(req.operator.as_ref().map_or("", |o| o.citizen_id.as_str())),
             error_code: status.code() as i32,
-            error_message: status.message().to_owned(),
-            ..self.entry_base(req, started)
+            detail: status.message().to_owned(),
+            ..self.entry_base(req, EventKind::Refusal, started)
         };
         self.metrics.check_refused(status.code());
         match self.audit.append(entry, None).await {
@@ -245,10 +333,12 @@ impl Checks {
 
     /// The fields every record has, whatever the outcome. Free text from the request is bounded
     /// so a hostile request cannot bloat the log.
-    fn entry_base(&self, req: &CheckCoverageRequest, started: Instant) -> AuditEntry {
+    fn entry_base(&self, req: &CheckCoverageRequest, kind: EventKind, started: Instant) -> AuditEntry {
         let bounded = |s: &str| s.chars().take(64).collect::<String>();
         let evidence = req.evidence.as_ref();
         AuditEntry {
+            record_id: new_record_id(),
+            kind,
             recorded_at: crate::audit::writer::now_micros(),
             request_id: bounded(&req.request_id),
             facility_code: bounded(&req.facility_code),
@@ -289,6 +379,10 @@ impl Checks {
         }
     }
 }
+
+/// Associated data of sealed values: what each one is.
+pub const AUDIT_SUBJECT: &str = "audit-subject";
+const IDEMPOTENT_ANSWER: &str = "idempotent-answer";
 
 fn invalid(error: &FieldError) -> Status {
     Status::invalid_argument(error.to_string())

@@ -17,9 +17,57 @@ pub struct Evidence {
     pub document_signer_issuer: String,
 }
 
+/// What a record records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EventKind {
+    /// An answered coverage check.
+    #[default]
+    Check,
+    /// A check refused with a gRPC error.
+    Refusal,
+    /// A connection refused before any call (failed TLS handshake).
+    Connection,
+    /// A read of the audit trail itself.
+    AuditRead,
+    /// A call refused for the caller's role or certificate.
+    PermissionDenied,
+    /// A station slowed down by the abuse limits.
+    Throttled,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Check,
+        EventKind::Refusal,
+        EventKind::Connection,
+        EventKind::AuditRead,
+        EventKind::PermissionDenied,
+        EventKind::Throttled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Check => "check",
+            EventKind::Refusal => "refusal",
+            EventKind::Connection => "connection",
+            EventKind::AuditRead => "audit_read",
+            EventKind::PermissionDenied => "permission_denied",
+            EventKind::Throttled => "throttled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
 /// One record, before it is placed in a chain.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditEntry {
+    /// Chosen by the caller before the record is written, so an answer and its proof token can
+    /// name it.
+    pub record_id: String,
+    pub kind: EventKind,
     /// Unix microseconds, UTC.
     pub recorded_at: i64,
     pub request_id: String,
@@ -28,12 +76,15 @@ pub struct AuditEntry {
     pub operator_hash: String,
     pub subject_kind: String,
     pub subject_hash: String,
+    /// The subject's identifier, AEAD-encrypted (see `crate::seal`); empty when there is none.
+    pub subject_sealed: String,
     /// `bhyt.verify.v1.ResultCode`; 0 when refused.
     pub result: i32,
     pub source_code: String,
     /// gRPC code of a refusal; 0 when answered.
     pub error_code: i32,
-    pub error_message: String,
+    /// The refusal's message, the peer's address, the query an auditor made, ...
+    pub detail: String,
     /// `bhyt.verify.v1.CacheStatus`.
     pub cache_status: i32,
     pub evidence: Evidence,
@@ -50,16 +101,6 @@ pub struct ChainedRecord {
     pub record_hash: String,
 }
 
-impl ChainedRecord {
-    pub fn record_id(&self) -> String {
-        record_id(&self.writer_id, self.seq)
-    }
-}
-
-pub fn record_id(writer_id: &str, seq: i64) -> String {
-    format!("{writer_id}:{seq}")
-}
-
 /// The hash record 1 of a writer's chain follows.
 pub fn genesis_hash(writer_id: &str) -> String {
     let mut h = Hasher::new("bhyt-verify audit genesis v1");
@@ -73,6 +114,8 @@ pub fn record_hash(writer_id: &str, seq: i64, prev_hash: &str, entry: &AuditEntr
     h.field(writer_id.as_bytes());
     h.int(seq);
     h.field(prev_hash.as_bytes());
+    h.field(entry.record_id.as_bytes());
+    h.field(entry.kind.as_str().as_bytes());
     h.int(entry.recorded_at);
     for text in [
         &entry.request_id,
@@ -81,13 +124,14 @@ pub fn record_hash(writer_id: &str, seq: i64, prev_hash: &str, entry: &AuditEntr
         &entry.operator_hash,
         &entry.subject_kind,
         &entry.subject_hash,
+        &entry.subject_sealed,
     ] {
         h.field(text.as_bytes());
     }
     h.int(entry.result.into());
     h.field(entry.source_code.as_bytes());
     h.int(entry.error_code.into());
-    h.field(entry.error_message.as_bytes());
+    h.field(entry.detail.as_bytes());
     h.int(entry.cache_status.into());
     let e = &entry.evidence;
     h.int(e.method.into());

@@ -11,5 +11,5 @@ pub mod integrity;
 pub mod store;
 pub mod writer;
 
-pub use chain::{AuditEntry, Evidence};
+pub use chain::{AuditEntry, EventKind, Evidence};
 pub use writer::{AuditError, AuditLog, Idempotent};

@@ -3,14 +3,14 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
-use super::chain::{AuditEntry, ChainedRecord, Evidence};
+use super::chain::{AuditEntry, ChainedRecord, EventKind, Evidence};
 use crate::db;
 
-const RECORD_COLUMNS: &str = "writer_id, seq, recorded_at, request_id, facility_code, station_id, \
-    operator_hash, subject_kind, subject_hash, result, source_code, error_code, error_message, \
-    cache_status, evidence_method, evidence_passive, evidence_chip, evidence_active, \
-    evidence_ds_issuer, latency_micros, prev_hash, record_hash";
-const RECORD_COLUMN_COUNT: usize = 22;
+const RECORD_COLUMNS: &str = "writer_id, seq, record_id, kind, recorded_at, request_id, \
+    facility_code, station_id, operator_hash, subject_kind, subject_hash, subject_sealed, result, \
+    source_code, error_code, detail, cache_status, evidence_method, evidence_passive, \
+    evidence_chip, evidence_active, evidence_ds_issuer, latency_micros, prev_hash, record_hash";
+const RECORD_COLUMN_COUNT: usize = 25;
 
 /// The answer stored for an idempotency key.
 pub struct StoredAnswer {
@@ -80,6 +80,8 @@ pub async fn insert_group(
             query = query
                 .bind(&r.writer_id)
                 .bind(r.seq)
+                .bind(&e.record_id)
+                .bind(e.kind.as_str())
                 .bind(e.recorded_at)
                 .bind(&e.request_id)
                 .bind(&e.facility_code)
@@ -87,10 +89,11 @@ pub async fn insert_group(
                 .bind(&e.operator_hash)
                 .bind(&e.subject_kind)
                 .bind(&e.subject_hash)
+                .bind(&e.subject_sealed)
                 .bind(i64::from(e.result))
                 .bind(&e.source_code)
                 .bind(i64::from(e.error_code))
-                .bind(&e.error_message)
+                .bind(&e.detail)
                 .bind(i64::from(e.cache_status))
                 .bind(i64::from(e.evidence.method))
                 .bind(i64::from(e.evidence.passive_authentication))
@@ -241,15 +244,16 @@ pub async fn seq_range(
         .zip(row.try_get::<Option<i64>, _>(1)?))
 }
 
-/// Filters of an auditor's query; identifiers already keyed-hashed.
+/// Filters of an auditor's query. Identifiers come keyed-hashed, once per pseudonym key (a
+/// record matches any of them), so records written before a key rotation are found.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
     pub from: i64,
     pub to: i64,
     pub facility_code: Option<String>,
     pub station_id: Option<String>,
-    pub operator_hash: Option<String>,
-    pub subject_hash: Option<String>,
+    pub operator_hashes: Vec<String>,
+    pub subject_hashes: Vec<String>,
     pub results: Vec<i32>,
 }
 
@@ -271,17 +275,20 @@ pub async fn query(
         "recorded_at >= $1".to_owned(),
         "recorded_at < $2".to_owned(),
     ];
-    let mut texts = Vec::new();
-    for (column, value) in [
-        ("facility_code", &filter.facility_code),
-        ("station_id", &filter.station_id),
-        ("operator_hash", &filter.operator_hash),
-        ("subject_hash", &filter.subject_hash),
+    let mut texts: Vec<&str> = Vec::new();
+    for (column, values) in [
+        ("facility_code", filter.facility_code.as_slice()),
+        ("station_id", filter.station_id.as_slice()),
+        ("operator_hash", filter.operator_hashes.as_slice()),
+        ("subject_hash", filter.subject_hashes.as_slice()),
     ] {
-        if let Some(value) = value {
-            texts.push(value.as_str());
-            conditions.push(format!("{column} = ${}", texts.len() + 2));
+        if values.is_empty() {
+            continue;
         }
+        let first = texts.len() + 3;
+        texts.extend(values.iter().map(String::as_str));
+        let list: Vec<String> = (first..first + values.len()).map(|n| format!("${n}")).collect();
+        conditions.push(format!("{column} IN ({})", list.join(", ")));
     }
     let mut next = texts.len() + 3;
     if !filter.results.is_empty() {
@@ -322,33 +329,39 @@ fn record_from_row(r: &AnyRow) -> Result<ChainedRecord, sqlx::Error> {
         i32::try_from(v).map_err(|e| sqlx::Error::Decode(Box::new(e)))
     };
     let flag = |i: usize| -> Result<bool, sqlx::Error> { Ok(r.try_get::<i64, _>(i)? != 0) };
+    let kind: String = r.try_get(3)?;
+    let kind = EventKind::parse(&kind)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown audit event kind {kind:?}").into()))?;
     Ok(ChainedRecord {
         writer_id: r.try_get(0)?,
         seq: r.try_get(1)?,
         entry: AuditEntry {
-            recorded_at: r.try_get(2)?,
-            request_id: r.try_get(3)?,
-            facility_code: r.try_get(4)?,
-            station_id: r.try_get(5)?,
-            operator_hash: r.try_get(6)?,
-            subject_kind: r.try_get(7)?,
-            subject_hash: r.try_get(8)?,
-            result: int(9)?,
-            source_code: r.try_get(10)?,
-            error_code: int(11)?,
-            error_message: r.try_get(12)?,
-            cache_status: int(13)?,
+            record_id: r.try_get(2)?,
+            kind,
+            recorded_at: r.try_get(4)?,
+            request_id: r.try_get(5)?,
+            facility_code: r.try_get(6)?,
+            station_id: r.try_get(7)?,
+            operator_hash: r.try_get(8)?,
+            subject_kind: r.try_get(9)?,
+            subject_hash: r.try_get(10)?,
+            subject_sealed: r.try_get(11)?,
+            result: int(12)?,
+            source_code: r.try_get(13)?,
+            error_code: int(14)?,
+            detail: r.try_get(15)?,
+            cache_status: int(16)?,
             evidence: Evidence {
-                method: int(14)?,
-                passive_authentication: flag(15)?,
-                chip_authentication: flag(16)?,
-                active_authentication: flag(17)?,
-                document_signer_issuer: r.try_get(18)?,
+                method: int(17)?,
+                passive_authentication: flag(18)?,
+                chip_authentication: flag(19)?,
+                active_authentication: flag(20)?,
+                document_signer_issuer: r.try_get(21)?,
             },
-            latency_micros: r.try_get(19)?,
+            latency_micros: r.try_get(22)?,
         },
-        prev_hash: r.try_get(20)?,
-        record_hash: r.try_get(21)?,
+        prev_hash: r.try_get(23)?,
+        record_hash: r.try_get(24)?,
     })
 }
 
@@ -364,4 +377,29 @@ pub async fn chain_head(
     .fetch_optional(pool)
     .await?;
     row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stored_answers_round_trip_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a.sqlite").display());
+        let pool = db::connect(&url, 1, db::Schema::Audit).await.unwrap();
+        let response: Vec<u8> = (0..=255u8).chain([0, 0, 1]).collect();
+        let key = IdempotencyRow {
+            facility_code: "01821".into(),
+            station_id: "s".into(),
+            request_id: "r".into(),
+            payload_hash: "h".into(),
+            record_id: "r-1".into(),
+            response: response.clone(),
+            created_at: 1,
+        };
+        insert_group(&pool, &[], &[key]).await.unwrap();
+        let stored = stored_answer(&pool, "01821", "s", "r").await.unwrap().unwrap();
+        assert_eq!(stored.response, response);
+    }
 }

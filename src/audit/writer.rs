@@ -6,8 +6,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bhyt_proto::v1::CheckCoverageResponse;
-use prost::Message as _;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -26,16 +24,17 @@ pub enum AuditError {
     Closed,
 }
 
-/// The answer to keep for an idempotency key; its `audit_record_id` is filled in by the writer.
+/// The answer to keep for an idempotency key, committed with its record.
 pub struct Idempotent {
     pub payload_hash: String,
-    pub response: CheckCoverageResponse,
+    /// The encoded (and sealed) answer.
+    pub response: Vec<u8>,
 }
 
 struct Submission {
     entry: AuditEntry,
     idempotent: Option<Idempotent>,
-    reply: oneshot::Sender<Result<String, AuditError>>,
+    reply: oneshot::Sender<Result<(), AuditError>>,
 }
 
 enum Message {
@@ -115,13 +114,13 @@ impl AuditLog {
         &self.writer_id
     }
 
-    /// Appends `entry` and waits until it is durable; returns its record id. Never waits longer
-    /// than the commit timeout.
+    /// Appends `entry` and waits until it is durable. Never waits longer than the commit
+    /// timeout.
     pub async fn append(
         &self,
         entry: AuditEntry,
         idempotent: Option<Idempotent>,
-    ) -> Result<String, AuditError> {
+    ) -> Result<(), AuditError> {
         let (reply, answer) = oneshot::channel();
         let submission = Message::Record(Submission {
             entry,
@@ -213,15 +212,13 @@ impl Writer {
                 record_hash,
             };
             if let Some(i) = &s.idempotent {
-                let mut response = i.response.clone();
-                response.audit_record_id = record.record_id();
                 keys.push(IdempotencyRow {
                     facility_code: s.entry.facility_code.clone(),
                     station_id: s.entry.station_id.clone(),
                     request_id: s.entry.request_id.clone(),
                     payload_hash: i.payload_hash.clone(),
-                    record_id: record.record_id(),
-                    response: response.encode_to_vec(),
+                    record_id: s.entry.record_id.clone(),
+                    response: i.response.clone(),
                     created_at: s.entry.recorded_at,
                 });
             }
@@ -232,8 +229,8 @@ impl Writer {
                 self.head = Head { seq, hash: prev };
                 self.metrics
                     .audit_committed(records.len(), started.elapsed());
-                for (s, r) in group.into_iter().zip(&records) {
-                    let _ = s.reply.send(Ok(r.record_id()));
+                for s in group {
+                    let _ = s.reply.send(Ok(()));
                 }
             }
             Err(error) => {
@@ -305,8 +302,18 @@ pub fn now_micros() -> i64 {
 }
 
 fn new_writer_id() -> String {
-    let mut bytes = [0u8; 8];
+    format!("w-{}", random_hex::<8>())
+}
+
+/// A new audit record id: 128 random bits, so ids reveal nothing and never collide across
+/// replicas.
+pub fn new_record_id() -> String {
+    format!("r-{}", random_hex::<16>())
+}
+
+fn random_hex<const N: usize>() -> String {
+    let mut bytes = [0u8; N];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .expect("system randomness");
-    format!("w-{}", hex::encode(bytes))
+    hex::encode(bytes)
 }

@@ -10,4 +10,5 @@ mod harness_selftest;
 mod outages;
 mod privacy;
 mod registry;
+mod security;
 mod support;
