@@ -156,8 +156,8 @@ impl fmt::Debug for Sod<'_> {
 
 impl<'a> Sod<'a> {
     /// The (first) signer; parsing guarantees there is one.
-    pub fn signer(&self) -> &SignerInfo<'a> {
-        &self.signer_infos[0]
+    pub fn signer(&self) -> Option<&SignerInfo<'a>> {
+        self.signer_infos.first()
     }
 }
 
@@ -392,7 +392,7 @@ mod tests {
         assert_eq!(sod.encapsulated_content, OPENSSL_LSO);
         assert_eq!(sod.certificates, [OPENSSL_DS]);
         assert_eq!(sod.digest_algorithms.len(), 1);
-        let signer = sod.signer();
+        let signer = sod.signer().unwrap();
         assert_eq!(signer.version, 1);
         assert!(matches!(
             signer.sid,
@@ -426,7 +426,7 @@ mod tests {
         // the Document Signer's public key. Changing signed_bytes (e.g. keeping the A0 tag, or
         // re-encoding the SET) makes it fail.
         let sod = parse(OPENSSL_SOD).unwrap();
-        let signer = sod.signer();
+        let signer = sod.signer().unwrap();
         let dir = std::env::temp_dir().join(format!("emrtd-sod-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let attrs = signer.signed_attributes.unwrap();
@@ -458,8 +458,8 @@ mod tests {
         let econtent = signed.encap_content_info.econtent.unwrap();
         assert_eq!(econtent.value(), sod.encapsulated_content);
         let theirs = signed.signer_infos.0.get(0).unwrap();
-        assert_eq!(theirs.signature.as_bytes(), sod.signer().signature);
-        assert_eq!(theirs.sid, sod.signer().sid);
+        assert_eq!(theirs.signature.as_bytes(), sod.signer().unwrap().signature);
+        assert_eq!(theirs.sid, sod.signer().unwrap().sid);
     }
 
     #[test]
@@ -476,14 +476,14 @@ mod tests {
             sod.security_object.hash_of(13),
             Some(&Sha256::digest(&dg13)[..])
         );
-        let attrs = sod.signer().signed_attributes.unwrap();
+        let attrs = sod.signer().unwrap().signed_attributes.unwrap();
         assert_eq!(
             attrs.message_digest,
             Some(&Sha256::digest(sod.encapsulated_content)[..])
         );
         assert_eq!(sod.certificates, [OPENSSL_DS]);
         assert!(matches!(
-            sod.signer().sid,
+            sod.signer().unwrap().sid,
             SignerIdentifier::SubjectKeyIdentifier(_)
         ));
         // Without certificates.
