@@ -59,6 +59,9 @@ pub enum HandshakeRefusal {
     CertificateRevoked,
     /// Not issued by the private CA (or the chain is incomplete).
     UnknownIssuer,
+    /// Names the private CA as issuer but was not signed with its key (a foreign CA with the
+    /// same name, or an altered certificate).
+    BadSignature,
     /// Not a client certificate (e.g. the server's, which has only serverAuth usage).
     WrongKeyUsage,
     /// Signed by the CA, but its identity claims are unusable (see `tls::identity`).
@@ -86,6 +89,7 @@ impl HandshakeRefusal {
             Self::CertificateNotYetValid => "certificate_not_yet_valid",
             Self::CertificateRevoked => "certificate_revoked",
             Self::UnknownIssuer => "unknown_issuer",
+            Self::BadSignature => "bad_signature",
             Self::WrongKeyUsage => "wrong_key_usage",
             Self::BadIdentity(_) => "bad_identity",
             Self::BadCertificate(_) => "bad_certificate",
@@ -126,6 +130,10 @@ impl HandshakeRefusal {
                 }
                 CertificateError::Revoked => Self::CertificateRevoked,
                 CertificateError::UnknownIssuer => Self::UnknownIssuer,
+                CertificateError::BadSignature
+                | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+                    Self::BadSignature
+                }
                 CertificateError::InvalidPurpose
                 | CertificateError::InvalidPurposeContext { .. } => Self::WrongKeyUsage,
                 CertificateError::Other(other) => Self::BadIdentity(other.to_string()),

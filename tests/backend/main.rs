@@ -12,3 +12,4 @@ mod privacy;
 mod registry;
 mod security;
 mod support;
+mod tls;
