@@ -19,6 +19,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::abuse::AbuseLimits;
 use crate::api::audit::AuditApi;
+use crate::api::caller::Gate;
 use crate::api::verification::{Checks, Secrets, VerificationApi};
 use crate::audit::AuditLog;
 use crate::audit::writer::WriterOptions;
@@ -29,6 +30,7 @@ use crate::keys::{CheckpointVerifier, KeyError, Keys};
 use crate::lookup::Lookup;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::tls::{self, HandshakeFailure, ServerTls, TlsSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -44,6 +46,8 @@ pub enum StartError {
     Redis(#[from] redis::RedisError),
     #[error("serving: {0}")]
     Serve(String),
+    #[error("mutual TLS: {0}")]
+    Tls(crate::tls::TlsError),
 }
 
 /// A started backend: databases open, audit writer running, not yet serving.
@@ -53,6 +57,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub registry_pool: AnyPool,
     verifiers: Vec<CheckpointVerifier>,
+    tls: Option<Arc<ServerTls>>,
 }
 
 impl App {
@@ -83,6 +88,11 @@ impl App {
         .await
         .map_err(StartError::Audit)?;
         let sealer = Arc::new(keys.sealer);
+        // Mutual TLS unless plain text was explicitly asked for (development only).
+        let tls = match TlsSettings::from_config(&config).map_err(StartError::Tls)? {
+            Some(settings) => Some(ServerTls::load(settings).map_err(StartError::Tls)?),
+            None => None,
+        };
         let cache = CoverageCache::new(&config.cache, keys.pseudonymizer.clone(), sealer.clone())?;
         if config.cache.redis_url.is_empty() {
             tracing::warn!("no redis configured: caching in this process only");
@@ -93,9 +103,14 @@ impl App {
             lookup,
             audit,
             audit_pool,
-            Secrets { pseudonymizer: keys.pseudonymizer, sealer, proof: keys.proof_signer },
+            Secrets {
+                pseudonymizer: keys.pseudonymizer,
+                sealer,
+                proof: keys.proof_signer,
+            },
             metrics.clone(),
             AbuseLimits::new(config.abuse.clone()),
+            Gate::new(tls.clone()),
             config.limits.max_message_bytes,
         ));
         tracing::info!(writer = checks.audit.writer_id(), "audit writer started");
@@ -105,6 +120,7 @@ impl App {
             metrics,
             registry_pool,
             verifiers,
+            tls,
         })
     }
 
@@ -157,16 +173,39 @@ impl App {
                 .await
         });
 
-        let result = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .concurrency_limit_per_connection(limits.max_concurrent_requests)
             .load_shed(true)
             .timeout(self.config.request_timeout())
             .add_service(health)
             .add_service(reflection)
             .add_service(verification)
-            .add_service(audit)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), shutdown)
-            .await;
+            .add_service(audit);
+        let result = match &self.tls {
+            Some(tls) => {
+                let crl_watch = tls.spawn_crl_watch();
+                let (failures, mut refused) = tokio::sync::mpsc::channel::<HandshakeFailure>(1024);
+                let checks = self.checks.clone();
+                let recorder = tokio::spawn(async move {
+                    while let Some(failure) = refused.recv().await {
+                        checks.record_handshake_failure(&failure).await;
+                    }
+                });
+                let incoming = tls::serve_incoming(grpc, tls.clone(), failures);
+                let result = router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await;
+                crl_watch.abort();
+                // The accept loop is gone with `incoming`: the recorder drains what it sent.
+                let _ = recorder.await;
+                result
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), shutdown)
+                    .await
+            }
+        };
         tracing::info!("stopped serving; closing the audit log");
         self.checks.audit.close().await;
         let _ = stop_http.send(());

@@ -12,16 +12,21 @@ use emrtd::cccd::id_number::CitizenId;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
+use super::caller::Caller;
 use super::verification::{AUDIT_SUBJECT, Checks};
-use crate::seal::Sealer;
+use crate::tls::Role;
+
+/// Only auditors read the audit trail.
+const AUDITORS: &[Role] = &[Role::Auditor];
 use crate::audit::chain::ChainedRecord;
-use crate::audit::writer::{new_record_id, now_micros};
-use crate::audit::{AuditEntry, EventKind};
 use crate::audit::integrity::{self, Verification};
 use crate::audit::store::{self, Cursor, Filter};
+use crate::audit::writer::{new_record_id, now_micros};
+use crate::audit::{AuditEntry, EventKind};
 use crate::card_number::CardNumber;
 use crate::coverage::Subject;
 use crate::keys::CheckpointVerifier;
+use crate::seal::Sealer;
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
@@ -95,19 +100,32 @@ impl AuditApi {
 impl AuditApi {
     /// Every read of the audit trail leaves its own record before any data leaves; a read that
     /// cannot be recorded is refused.
-    async fn record_read(&self, detail: String, filter: &Filter) -> Result<(), Status> {
+    async fn record_read(
+        &self,
+        caller: &Caller,
+        detail: String,
+        filter: &Filter,
+    ) -> Result<(), Status> {
         let entry = AuditEntry {
             record_id: new_record_id(),
             kind: EventKind::AuditRead,
             recorded_at: now_micros(),
-            subject_kind: if filter.subject_hashes.is_empty() { "" } else { "searched" }.into(),
+            station_id: caller.label.clone(),
+            subject_kind: if filter.subject_hashes.is_empty() {
+                ""
+            } else {
+                "searched"
+            }
+            .into(),
             subject_hash: filter.subject_hashes.first().cloned().unwrap_or_default(),
             operator_hash: filter.operator_hashes.first().cloned().unwrap_or_default(),
             detail,
             ..Default::default()
         };
         self.checks.audit.append(entry, None).await.map_err(|e| {
-            Status::unavailable(format!("{e}; audit reads are refused while they cannot be recorded"))
+            Status::unavailable(format!(
+                "{e}; audit reads are refused while they cannot be recorded"
+            ))
         })
     }
 }
@@ -115,7 +133,10 @@ impl AuditApi {
 /// What an auditor asked for, in words that name no person (identifiers appear as hash
 /// prefixes).
 fn describe(req: &QueryLookupsRequest, filter: &Filter) -> String {
-    let mut parts = vec![format!("query_lookups from={} to={}", filter.from, filter.to)];
+    let mut parts = vec![format!(
+        "query_lookups from={} to={}",
+        filter.from, filter.to
+    )];
     if let Some(f) = &filter.facility_code {
         parts.push(format!("facility={f}"));
     }
@@ -207,9 +228,11 @@ impl AuditService for AuditApi {
         &self,
         request: Request<QueryLookupsRequest>,
     ) -> Result<Response<PageStream>, Status> {
+        let caller = self.checks.admit(&request, AUDITORS).await?;
         let req = request.into_inner();
         let filter = self.filter(&req)?;
-        self.record_read(describe(&req, &filter), &filter).await?;
+        self.record_read(&caller, describe(&req, &filter), &filter)
+            .await?;
         let page_size = match req.page_size {
             0 => DEFAULT_PAGE,
             n => n.min(MAX_PAGE),
@@ -251,8 +274,10 @@ impl AuditService for AuditApi {
         &self,
         request: Request<VerifyIntegrityRequest>,
     ) -> Result<Response<VerifyIntegrityResponse>, Status> {
+        let caller = self.checks.admit(&request, AUDITORS).await?;
         let req = request.into_inner();
-        self.record_read("verify_integrity".into(), &Filter::default()).await?;
+        self.record_read(&caller, "verify_integrity".into(), &Filter::default())
+            .await?;
         let now = crate::audit::writer::now_micros();
         let range = match (&req.from, &req.to) {
             (None, None) => None,

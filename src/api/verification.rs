@@ -8,8 +8,8 @@ use std::time::Instant;
 use bhyt_proto::v1::verification_service_server::VerificationService;
 use bhyt_proto::v1::{
     BatchItemResult, CacheInfo, CacheStatus, CheckCoverageRequest, CheckCoverageResponse, Coverage,
-    IdentityMethod,
-    ItemError, LocalizedText, NewCard, ResultCode, batch_item_result, check_coverage_request,
+    IdentityMethod, ItemError, LocalizedText, NewCard, ResultCode, batch_item_result,
+    check_coverage_request,
 };
 use futures::{Stream, StreamExt};
 use prost::Message;
@@ -17,12 +17,11 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::caller::{Caller, Gate, Refusal};
 use super::request::{self, FieldError, ValidCheck};
 use crate::abuse::{AbuseLimits, Limit};
 use crate::audit::writer::new_record_id;
 use crate::audit::{AuditEntry, AuditError, AuditLog, EventKind, Idempotent, store};
-use crate::proof::{EvidenceClaim, ProofClaims, ProofSigner};
-use crate::seal::Sealer;
 use crate::cache::CacheTier;
 use crate::card_number::benefit_percent;
 use crate::coverage::{self, CardRecord, Subject, Verdict};
@@ -30,6 +29,9 @@ use crate::keys::Pseudonymizer;
 use crate::lookup::{Lookup, Provenance};
 use crate::messages;
 use crate::metrics::Metrics;
+use crate::proof::{EvidenceClaim, ProofClaims, ProofSigner};
+use crate::seal::Sealer;
+use crate::tls::{HandshakeFailure, Role};
 
 /// The keys a check uses: pseudonyms for hashes, the sealer for data at rest, the proof signer.
 pub struct Secrets {
@@ -50,6 +52,7 @@ pub struct Checks {
     pub proof: ProofSigner,
     pub metrics: Arc<Metrics>,
     pub abuse: AbuseLimits,
+    pub gate: Gate,
     pub max_message_bytes: usize,
     pub batch_concurrency: usize,
     in_progress: KeyLocks,
@@ -63,6 +66,7 @@ impl Checks {
         secrets: Secrets,
         metrics: Arc<Metrics>,
         abuse: AbuseLimits,
+        gate: Gate,
         max_message_bytes: usize,
     ) -> Self {
         Self {
@@ -74,6 +78,7 @@ impl Checks {
             proof: secrets.proof,
             metrics,
             abuse,
+            gate,
             max_message_bytes,
             batch_concurrency: 16,
             in_progress: Mutex::default(),
@@ -101,17 +106,80 @@ impl Checks {
             Subject::Citizen(id) => id.as_str(),
             Subject::Card(card) => card.social_insurance_number(),
         };
-        self.keys.all_hashes("audit-subject", &format!("{}:{value}", subject.kind()))
+        self.keys
+            .all_hashes("audit-subject", &format!("{}:{value}", subject.kind()))
     }
 
     pub fn operator_hashes(&self, citizen_id: &str) -> Vec<String> {
         self.keys.all_hashes("audit-operator", citizen_id.trim())
     }
 
-    /// Runs one check: validate, replay or refuse a reused request id, look up, judge, record.
-    pub async fn check(&self, req: CheckCoverageRequest) -> Result<CheckCoverageResponse, Status> {
+    /// Admits the caller of a request to roles `allowed`; every refusal is audited.
+    pub async fn admit<T>(&self, request: &Request<T>, allowed: &[Role]) -> Result<Caller, Status> {
+        match self.gate.admit(request, allowed) {
+            Ok(caller) => Ok(caller),
+            Err(Refusal::Unauthenticated(status)) => {
+                let peer = request
+                    .remote_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                Err(self.record_denial(&peer, status).await)
+            }
+            Err(Refusal::Denied { caller, status }) => {
+                Err(self.record_denial(&caller.label, status).await)
+            }
+        }
+    }
+
+    /// Records a refused call (role, certificate, facility) and returns its status.
+    pub async fn record_denial(&self, who: &str, status: Status) -> Status {
+        self.metrics.check_refused(status.code());
+        let entry = AuditEntry {
+            record_id: new_record_id(),
+            kind: EventKind::PermissionDenied,
+            recorded_at: crate::audit::writer::now_micros(),
+            station_id: who.chars().take(64).collect(),
+            error_code: status.code() as i32,
+            detail: status.message().to_owned(),
+            ..Default::default()
+        };
+        match self.audit.append(entry, None).await {
+            Ok(()) => status,
+            Err(e) => audit_unavailable(e),
+        }
+    }
+
+    /// Records a connection refused at the TLS handshake: no gRPC call ever existed, so this
+    /// record is the only trace the server keeps of it.
+    pub async fn record_handshake_failure(&self, failure: &HandshakeFailure) {
+        let entry = AuditEntry {
+            record_id: new_record_id(),
+            kind: EventKind::Connection,
+            recorded_at: crate::audit::writer::now_micros(),
+            station_id: failure.peer_addr.to_string(),
+            error_code: tonic::Code::Unavailable as i32,
+            detail: format!("tls handshake refused: {}", failure.reason.code()),
+            ..Default::default()
+        };
+        if let Err(error) = self.audit.append(entry, None).await {
+            tracing::error!(%error, peer = %failure.peer_addr, "a refused handshake could not be recorded");
+        }
+    }
+
+    /// Runs one check for `caller`: validate, replay or refuse a reused request id, look up,
+    /// judge, record.
+    pub async fn check(
+        &self,
+        caller: &Caller,
+        req: CheckCoverageRequest,
+    ) -> Result<CheckCoverageResponse, Status> {
         let started = Instant::now();
         let _in_flight = self.metrics.in_flight();
+        if let Err(message) = caller.may_check_for(&req.facility_code, &req.station_id) {
+            return Err(self
+                .record_denial(&caller.label, Status::permission_denied(message))
+                .await);
+        }
         let size = req.encoded_len();
         if size > self.max_message_bytes {
             let error = FieldError {
@@ -149,14 +217,16 @@ impl Checks {
                 .open(IDEMPOTENT_ANSWER, &stored.response)
                 .ok()
                 .and_then(|bytes| CheckCoverageResponse::decode(bytes.as_slice()).ok())
-                .ok_or_else(|| Status::internal("the stored answer for this request_id is unreadable")),
+                .ok_or_else(|| {
+                    Status::internal("the stored answer for this request_id is unreadable")
+                }),
             Ok(Some(_)) => {
                 let status = Status::already_exists(
                     "request_id: already used by this station for a different request; use a new request_id",
                 );
                 Err(self.refuse(&req, status, started).await)
             }
-            Ok(None) => match self.admit(&req, &valid, started).await {
+            Ok(None) => match self.within_limits(&req, &valid, started).await {
                 Ok(()) => self.answer(&req, valid, payload_hash, started).await,
                 Err(status) => Err(status),
             },
@@ -168,7 +238,12 @@ impl Checks {
 
     /// Applies the station's abuse limits. A suspected enumeration is recorded once per window
     /// (a throttled flood must not flood the audit log too); every throttled check is counted.
-    async fn admit(&self, req: &CheckCoverageRequest, valid: &ValidCheck, started: Instant) -> Result<(), Status> {
+    async fn within_limits(
+        &self,
+        req: &CheckCoverageRequest,
+        valid: &ValidCheck,
+        started: Instant,
+    ) -> Result<(), Status> {
         let station = format!("{}/{}", req.facility_code, req.station_id);
         let subject_hash = self.subject_hash(&valid.subject);
         let Err(verdict) = self.abuse.admit(&station, &subject_hash, Instant::now()) else {
@@ -184,10 +259,15 @@ impl Checks {
                 self.metrics.enumeration_suspected();
                 if verdict.first {
                     let entry = AuditEntry {
-                        detail: format!("suspected enumeration: {distinct} distinct people in the window"),
+                        detail: format!(
+                            "suspected enumeration: {distinct} distinct people in the window"
+                        ),
                         ..self.entry_base(req, EventKind::Throttled, started)
                     };
-                    self.audit.append(entry, None).await.map_err(audit_unavailable)?;
+                    self.audit
+                        .append(entry, None)
+                        .await
+                        .map_err(audit_unavailable)?;
                     tracing::warn!(facility = %req.facility_code, station = %req.station_id, distinct, "suspected enumeration: station throttled");
                 }
                 Status::resource_exhausted(
@@ -292,12 +372,17 @@ impl Checks {
         };
         let idempotent = Idempotent {
             payload_hash,
-            response: self.sealer.seal(IDEMPOTENT_ANSWER, &response.encode_to_vec()),
+            response: self
+                .sealer
+                .seal(IDEMPOTENT_ANSWER, &response.encode_to_vec()),
         };
-        self.audit.append(entry, Some(idempotent)).await.map_err(|e| {
-            self.metrics.check_refused(tonic::Code::Unavailable);
-            audit_unavailable(e)
-        })?;
+        self.audit
+            .append(entry, Some(idempotent))
+            .await
+            .map_err(|e| {
+                self.metrics.check_refused(tonic::Code::Unavailable);
+                audit_unavailable(e)
+            })?;
         self.metrics
             .check_answered(verdict_label(&verdict), cache_label(cache.status));
         Ok(response)
@@ -333,7 +418,12 @@ impl Checks {
 
     /// The fields every record has, whatever the outcome. Free text from the request is bounded
     /// so a hostile request cannot bloat the log.
-    fn entry_base(&self, req: &CheckCoverageRequest, kind: EventKind, started: Instant) -> AuditEntry {
+    fn entry_base(
+        &self,
+        req: &CheckCoverageRequest,
+        kind: EventKind,
+        started: Instant,
+    ) -> AuditEntry {
         let bounded = |s: &str| s.chars().take(64).collect::<String>();
         let evidence = req.evidence.as_ref();
         AuditEntry {
@@ -446,6 +536,9 @@ fn coverage_of(card: &CardRecord, facility: &str) -> Coverage {
     }
 }
 
+/// Who may check coverage: reception desks and hospital information systems.
+const CHECKERS: &[Role] = &[Role::Station, Role::HisIntegration];
+
 /// The gRPC face of [`Checks`].
 pub struct VerificationApi(pub Arc<Checks>);
 
@@ -458,7 +551,11 @@ impl VerificationService for VerificationApi {
         &self,
         request: Request<CheckCoverageRequest>,
     ) -> Result<Response<CheckCoverageResponse>, Status> {
-        self.0.check(request.into_inner()).await.map(Response::new)
+        let caller = self.0.admit(&request, CHECKERS).await?;
+        self.0
+            .check(&caller, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     type CheckCoverageBatchStream = BatchStream;
@@ -467,6 +564,7 @@ impl VerificationService for VerificationApi {
         &self,
         request: Request<Streaming<CheckCoverageRequest>>,
     ) -> Result<Response<BatchStream>, Status> {
+        let caller = Arc::new(self.0.admit(&request, CHECKERS).await?);
         let checks = self.0.clone();
         let concurrency = checks.batch_concurrency;
         // Items are checked concurrently but answered in the order sent.
@@ -474,11 +572,11 @@ impl VerificationService for VerificationApi {
             .into_inner()
             .enumerate()
             .map(move |(index, item)| {
-                let checks = checks.clone();
+                let (checks, caller) = (checks.clone(), caller.clone());
                 async move {
                     let req = item?;
                     let request_id = req.request_id.clone();
-                    let outcome = match checks.check(req).await {
+                    let outcome = match checks.check(&caller, req).await {
                         Ok(response) => batch_item_result::Outcome::Response(response),
                         Err(status) => batch_item_result::Outcome::Error(ItemError {
                             code: status.code() as i32,

@@ -20,6 +20,9 @@ pub fn config(data_dir: &Path) -> Config {
     let mut config = Config::default();
     config.data_dir = data_dir.to_path_buf();
     config.audit.checkpoint_interval_secs = 1;
+    // These tests are about the service's logic; mutual TLS has tests of its own (tls.rs).
+    config.tls.enabled = false;
+    config.tls.dev_plaintext = true;
     // Generous: on a loaded 2-core machine a slow Redis reply must not look like an outage.
     config.cache.redis_timeout_ms = 2000;
     config

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use bhyt_proto::v1::audit_service_client::AuditServiceClient;
 use bhyt_proto::v1::check_coverage_request::Subject;
 use bhyt_proto::v1::{
     LookupRecord, QueryLookupsRequest, ResultCode, VerifyIntegrityRequest, query_lookups_request,
@@ -12,6 +13,7 @@ use bhyt_verify::audit::chain;
 use bhyt_verify::db::{self, Schema};
 use bhyt_verify::registry::generate::Kind;
 use sqlx::{AnyPool, Row};
+use tonic::transport::Channel;
 
 use crate::app::{self, TestBackend};
 use crate::fixtures::{self, by_citizen, first};
@@ -32,7 +34,18 @@ fn all_time() -> QueryLookupsRequest {
 
 /// Every record matching `query`, following the page tokens.
 pub async fn query(backend: &TestBackend, query: QueryLookupsRequest) -> Vec<LookupRecord> {
-    let mut client = backend.audit().await;
+    query_as(&mut backend.audit().await, query).await
+}
+
+/// Every record, through an already connected client (e.g. with an auditor's certificate).
+pub async fn query_with(client: &mut AuditServiceClient<Channel>) -> Vec<LookupRecord> {
+    query_as(client, all_time()).await
+}
+
+async fn query_as(
+    client: &mut AuditServiceClient<Channel>,
+    query: QueryLookupsRequest,
+) -> Vec<LookupRecord> {
     let mut stream = client.query_lookups(query).await.unwrap().into_inner();
     let mut out = Vec::new();
     while let Some(page) = stream.message().await.unwrap() {
@@ -96,13 +109,20 @@ async fn every_answer_has_exactly_one_record_and_the_filters_work() {
     // auditor: the ID for checks by ID, the card number for checks by card.
     let id = valid.citizen_id.as_deref().unwrap();
     for r in &records {
-        let hashed = LookupRecord { subject: String::new(), ..r.clone() };
+        let hashed = LookupRecord {
+            subject: String::new(),
+            ..r.clone()
+        };
         assert!(!format!("{hashed:?}").contains(id));
     }
     assert_eq!(records.iter().filter(|r| r.subject == id).count(), 2);
 
     let count = async |q: QueryLookupsRequest| {
-        query(&backend, q).await.iter().filter(|r| r.kind == "check").count()
+        query(&backend, q)
+            .await
+            .iter()
+            .filter(|r| r.kind == "check")
+            .count()
     };
     let citizen = |id: &str| Some(query_lookups_request::Subject::CitizenId(id.into()));
     assert_eq!(

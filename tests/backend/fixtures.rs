@@ -87,3 +87,15 @@ pub fn request(
         }),
     }
 }
+
+/// A well-formed card that no registry holds, for calls refused before any look-up.
+pub fn seed_free_card() -> CardRecord {
+    let today = vietnam_date(OffsetDateTime::now_utc());
+    let mut card = Generator::new(SEED + 1, today)
+        .find(|c| c.kind == Kind::Valid && c.record.citizen_id.is_some())
+        .unwrap()
+        .record;
+    card.birth.day.get_or_insert(1);
+    card.birth.month.get_or_insert(1);
+    card
+}

@@ -3,6 +3,7 @@
 
 mod app;
 mod audit_log;
+mod authorization;
 mod caching;
 mod checks;
 mod fixtures;

@@ -26,6 +26,8 @@ async fn logs_carry_no_identifiers_or_names() {
         .env("BHYT_LISTEN", format!("127.0.0.1:{port}"))
         .env("BHYT_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("RUST_LOG", "trace")
+        .env("BHYT_TLS__ENABLED", "false")
+        .env("BHYT_TLS__DEV_PLAINTEXT", "true")
         // A file, not a pipe: trace output would fill a pipe nobody reads yet.
         .stderr(std::fs::File::create(&log_path).unwrap())
         .stdout(Stdio::null())

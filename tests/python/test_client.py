@@ -90,7 +90,8 @@ def main(binary):
     with tempfile.TemporaryDirectory(prefix="bhyt-py") as tmp:
         tmp = pathlib.Path(tmp)
         pb, rpc = generate_stubs(tmp / "stubs")
-        env = dict(os.environ, BHYT_DATA_DIR=str(tmp / "data"))
+        env = dict(os.environ, BHYT_DATA_DIR=str(tmp / "data"),
+                   BHYT_TLS__ENABLED="false", BHYT_TLS__DEV_PLAINTEXT="true")
         registry = tmp / "registry.csv"
         seed_registry(binary, env, registry)
 
