@@ -19,7 +19,11 @@ use emrtd::cccd::id_number::CitizenId;
 use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
+use std::path::PathBuf;
+
+use bhyt_verify::pki::{Pki, Validity};
+use bhyt_verify::tls::{Claims, Role};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -52,6 +56,7 @@ pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
         println!("  {inserted} cards in {}", config.registry_url());
     }
     let examples = Examples::find(&registry, args.seed).await?;
+    let desk = demo_certificates(&config)?;
 
     let grpc = TcpListener::bind(config.listen)
         .await
@@ -72,16 +77,29 @@ pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
         "\nServing gRPC on {grpc_addr}; metrics and health on http://{http_addr}/metrics, /health\n"
     );
 
-    let channel = Channel::from_shared(format!("http://{grpc_addr}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await?;
-    let mut client = VerificationServiceClient::new(channel);
+    let mut endpoint = Channel::from_shared(match &desk {
+        Some(_) => format!("https://{grpc_addr}"),
+        None => format!("http://{grpc_addr}"),
+    })?
+    .connect_timeout(Duration::from_secs(5));
+    if let Some(desk) = &desk {
+        endpoint = endpoint.tls_config(desk.client_tls()?)?;
+    }
+    let mut client = VerificationServiceClient::new(endpoint.connect().await?);
     examples.show(&mut client).await?;
 
     println!("\nTry it yourself (server reflection is on):");
-    println!("  grpcurl -plaintext {grpc_addr} list bhyt.verify.v1.VerificationService");
+    match &desk {
+        Some(desk) => println!(
+            "  grpcurl -cacert {ca} -cert {cert} -key {key} -authority localhost {grpc_addr} \\\n    list bhyt.verify.v1.VerificationService",
+            ca = desk.ca.display(),
+            cert = desk.cert.display(),
+            key = desk.key.display(),
+        ),
+        None => println!("  grpcurl -plaintext {grpc_addr} list bhyt.verify.v1.VerificationService"),
+    }
     println!("  curl http://{http_addr}/health");
+    println!("  bhyt-verify proof verify <proof_token of an answer>");
     if args.exit {
         let _ = stop.send(());
     } else {
@@ -89,6 +107,50 @@ pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
     }
     server.await??;
     Ok(())
+}
+
+/// The demo desk's certificate files.
+struct DeskCertificate {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl DeskCertificate {
+    fn client_tls(&self) -> anyhow::Result<ClientTlsConfig> {
+        Ok(ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(std::fs::read(&self.ca)?))
+            .domain_name("localhost")
+            .identity(Identity::from_pem(std::fs::read(&self.cert)?, std::fs::read(&self.key)?)))
+    }
+}
+
+/// With mutual TLS on (the default), a private CA under the data directory, the server's
+/// certificate, and certificates for the demo desk (`01821`/`demo-desk`) and an auditor, each
+/// made once, as an operator would with `bhyt-verify pki`.
+fn demo_certificates(config: &Config) -> anyhow::Result<Option<DeskCertificate>> {
+    if !config.tls.enabled {
+        return Ok(None);
+    }
+    let dir = config.data_dir.join("pki");
+    let days = Validity::days(365);
+    let pki = if dir.join("ca.pem").exists() {
+        Pki::open(&dir)?
+    } else {
+        println!("Creating a private CA in {} with certificates for the demo", dir.display());
+        let pki = Pki::init(&dir, "bhyt-verify demo CA", days)?;
+        pki.issue_server("server", &["localhost".into()], &["127.0.0.1".parse()?], days)?;
+        let desk = Claims::new(Role::Station, Some("01821".into()), Some("demo-desk".into()))?;
+        pki.issue_client("demo-desk", &desk, days)?;
+        pki.issue_client("auditor", &Claims::new(Role::Auditor, None, None)?, days)?;
+        pki
+    };
+    let layout = pki.layout();
+    Ok(Some(DeskCertificate {
+        ca: layout.ca_cert(),
+        cert: layout.issued_cert("demo-desk"),
+        key: layout.issued_key("demo-desk"),
+    }))
 }
 
 /// A registered person to ask about.
@@ -302,6 +364,7 @@ fn show(label: &str, answer: Result<tonic::Response<CheckCoverageResponse>, toni
                 .unwrap_or_default();
             let cache_name =
                 bhyt_proto::v1::CacheStatus::try_from(cache.0).map_or("?", |c| c.as_str_name());
+            println!("    proof of check {}…", &r.proof_token[..r.proof_token.len().min(40)]);
             println!(
                 "    {cache_name}, age {}s, audit record {}",
                 cache.1, r.audit_record_id
