@@ -232,3 +232,65 @@ fn card_access_declaring_nothing_runnable_is_unsupported() {
     // Nothing was sent.
     assert_eq!(reader.stats().phase(Phase::Pace).apdus, 0);
 }
+
+/// A file of `len` bytes in all (tag, length, content), as the reader sizes it.
+fn file_of(tag: u8, len: usize) -> Vec<u8> {
+    let header = if len - 2 <= 0x7F {
+        2
+    } else if len - 3 <= 0xFF {
+        3
+    } else {
+        4
+    };
+    let out = tlv(&[tag], &vec![0x5A; len - header]);
+    assert_eq!(out.len(), len);
+    out
+}
+
+/// A complete read as the desk does it, opened with PACE-CAN: EF.CardAccess, PACE, the
+/// application, EF.SOD, DG1, DG13 and DG15 (sizes of a CCCD's files), counted against the fewest
+/// APDUs the protocol allows for the same files. The authentication step (INTERNAL AUTHENTICATE,
+/// one APDU) belongs to the authenticity work and is not counted here.
+#[test]
+fn complete_read_with_pace_against_the_protocol_minimum() {
+    let (sod, dg1, dg13, dg15) = (
+        file_of(0x77, 1804),
+        file_of(0x61, 95),
+        file_of(0x6D, 704),
+        file_of(0x6F, 304),
+    );
+    for (name, reader_extended) in [("extended length", true), ("short APDUs only", false)] {
+        let files = FileSystem::new()
+            .with_card_access(card_access(Cipher::Aes128, DomainCurve::BrainpoolP256r1))
+            .with_file(0x011D, sod.clone())
+            .with_data_group(1, dg1.clone())
+            .with_data_group(13, dg13.clone())
+            .with_data_group(15, dg15.clone());
+        let limits = emrtd::virtual_card::Limits {
+            reader_extended,
+            ..Default::default()
+        };
+        let card = VirtualCard::new(files)
+            .with_limits(limits)
+            .with_pace(Box::new(VirtualPace::cccd(CAN)));
+        let mut reader = Reader::new(card);
+        open_with_pace(&mut reader, &can()).unwrap();
+        reader.select_application().unwrap();
+        let mut sizes = Vec::new();
+        for (sfi, expected) in [(0x1D, &sod), (0x01, &dg1), (0x0D, &dg13), (0x0F, &dg15)] {
+            let read = reader.read_file(sfi).unwrap();
+            assert_eq!(&read, expected);
+            sizes.push(read.len());
+        }
+        // Fewest: SELECT + READ of EF.CardAccess, 5 for PACE (MSE:Set AT, 4 GENERAL
+        // AUTHENTICATE), SELECT of the application, and per file ceil(size / largest chunk):
+        // 0xFF00 plain bytes extended; 223 under AES secure messaging in a short APDU.
+        let chunk = if reader_extended { 0xFF00 } else { 223 };
+        let minimum = 2 + 5 + 1 + sizes.iter().map(|&n| n.div_ceil(chunk) as u32).sum::<u32>();
+        let stats = reader.stats();
+        println!("{name}: files {sizes:?}\n{stats}\n  protocol minimum: {minimum} APDUs");
+        // Short only, the reader refuses the one extended attempt of the session.
+        let overhead = u32::from(!reader_extended);
+        assert_eq!(stats.total().apdus, minimum + overhead, "{name}");
+    }
+}
