@@ -18,7 +18,8 @@ use tonic::transport::Channel;
 use crate::app::{self, TestBackend};
 use crate::fixtures::{self, by_citizen, first};
 
-fn all_time() -> QueryLookupsRequest {
+/// Every record there is.
+pub fn all_time() -> QueryLookupsRequest {
     QueryLookupsRequest {
         from: Some(prost_types::Timestamp {
             seconds: 0,

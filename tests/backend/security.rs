@@ -8,23 +8,9 @@ use bhyt_verify::registry::generate::Kind;
 use tonic::Code;
 
 use crate::app::{self, TestBackend};
-use crate::audit_log::query;
+use crate::audit_log::{all_time, query};
 use crate::fixtures::{self, by_citizen, first};
 use crate::support;
-
-fn all_time() -> QueryLookupsRequest {
-    QueryLookupsRequest {
-        from: Some(prost_types::Timestamp {
-            seconds: 0,
-            nanos: 0,
-        }),
-        to: Some(prost_types::Timestamp {
-            seconds: 4_000_000_000,
-            nanos: 0,
-        }),
-        ..Default::default()
-    }
-}
 
 fn cli(data_dir: &std::path::Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_bhyt-verify"))
