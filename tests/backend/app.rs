@@ -2,7 +2,7 @@
 //! the operator endpoints for its metrics.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bhyt_proto::v1::audit_service_client::AuditServiceClient;
 use bhyt_proto::v1::verification_service_client::VerificationServiceClient;
@@ -31,7 +31,6 @@ pub fn config(data_dir: &Path) -> Config {
 pub struct TestBackend {
     pub grpc: SocketAddr,
     pub http: SocketAddr,
-    pub data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -41,7 +40,6 @@ impl TestBackend {
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
-        let data_dir = config.data_dir.clone();
         let app = App::start(config).await.expect("backend starts");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -54,7 +52,6 @@ impl TestBackend {
         Self {
             grpc: grpc_addr,
             http: http_addr,
-            data_dir,
             stop: Some(stop),
             task: Some(task),
         }
