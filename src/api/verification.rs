@@ -85,15 +85,9 @@ impl Checks {
         }
     }
 
-    /// The keyed hash standing for a subject in the audit log. Card numbers hash by their
-    /// social-insurance number, so both printed forms find the same records.
+    /// The keyed hash standing for a subject in the audit log.
     pub fn subject_hash(&self, subject: &Subject) -> String {
-        let value = match subject {
-            Subject::Citizen(id) => id.as_str(),
-            Subject::Card(card) => card.social_insurance_number(),
-        };
-        self.keys
-            .hash("audit-subject", &format!("{}:{value}", subject.kind()))
+        self.keys.hash("audit-subject", &audit_subject(subject))
     }
 
     pub fn operator_hash(&self, citizen_id: &str) -> String {
@@ -102,12 +96,8 @@ impl Checks {
 
     /// The subject's hash under every pseudonym key, for searches across key rotations.
     pub fn subject_hashes(&self, subject: &Subject) -> Vec<String> {
-        let value = match subject {
-            Subject::Citizen(id) => id.as_str(),
-            Subject::Card(card) => card.social_insurance_number(),
-        };
         self.keys
-            .all_hashes("audit-subject", &format!("{}:{value}", subject.kind()))
+            .all_hashes("audit-subject", &audit_subject(subject))
     }
 
     pub fn operator_hashes(&self, citizen_id: &str) -> Vec<String> {
@@ -197,7 +187,7 @@ impl Checks {
         };
         let payload_hash = request::payload_hash(&req);
         let lock = self.key_lock(&req);
-        let _serialised = lock.lock().await;
+        let serialised = lock.lock().await;
         let stored = store::stored_answer(
             &self.audit_pool,
             &req.facility_code,
@@ -226,12 +216,18 @@ impl Checks {
                 );
                 Err(self.refuse(&req, status, started).await)
             }
-            Ok(None) => match self.within_limits(&req, &valid, started).await {
-                Ok(()) => self.answer(&req, valid, payload_hash, started).await,
-                Err(status) => Err(status),
-            },
+            Ok(None) => {
+                let subject_hash = self.subject_hash(&valid.subject);
+                match self.within_limits(&req, &subject_hash, started).await {
+                    Ok(()) => {
+                        self.answer(&req, valid, subject_hash, payload_hash, started)
+                            .await
+                    }
+                    Err(status) => Err(status),
+                }
+            }
         };
-        drop(_serialised);
+        drop(serialised);
         self.release_key_lock(&req, lock);
         outcome
     }
@@ -241,12 +237,11 @@ impl Checks {
     async fn within_limits(
         &self,
         req: &CheckCoverageRequest,
-        valid: &ValidCheck,
+        subject_hash: &str,
         started: Instant,
     ) -> Result<(), Status> {
         let station = format!("{}/{}", req.facility_code, req.station_id);
-        let subject_hash = self.subject_hash(&valid.subject);
-        let Err(verdict) = self.abuse.admit(&station, &subject_hash, Instant::now()) else {
+        let Err(verdict) = self.abuse.admit(&station, subject_hash, Instant::now()) else {
             return Ok(());
         };
         self.metrics.check_refused(tonic::Code::ResourceExhausted);
@@ -282,6 +277,7 @@ impl Checks {
         &self,
         req: &CheckCoverageRequest,
         valid: ValidCheck,
+        subject_hash: String,
         payload_hash: String,
         started: Instant,
     ) -> Result<CheckCoverageResponse, Status> {
@@ -316,7 +312,6 @@ impl Checks {
         };
         let (vi, en) = messages::for_result(verdict.result);
         let base = self.entry_base(req, EventKind::Check, started);
-        let subject_hash = self.subject_hash(&valid.subject);
         let operator_hash = self.operator_hash(valid.operator_id.as_str());
         let proof = self.proof.sign(&ProofClaims {
             sub: subject_hash.clone(),
@@ -468,6 +463,16 @@ impl Checks {
             locks.remove(&key);
         }
     }
+}
+
+/// What stands for a subject in the audit log before hashing. Card numbers stand by their
+/// social-insurance number, so both printed forms of a card find the same records.
+fn audit_subject(subject: &Subject) -> String {
+    let value = match subject {
+        Subject::Citizen(id) => id.as_str(),
+        Subject::Card(card) => card.social_insurance_number(),
+    };
+    format!("{}:{value}", subject.kind())
 }
 
 /// Associated data of sealed values: what each one is.
