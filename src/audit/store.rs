@@ -106,20 +106,27 @@ pub async fn insert_group(
         }
         query.execute(&mut *tx).await?;
     }
-    for k in keys {
-        sqlx::query(
+    // Keys go in multi-row statements too: a statement per key costs a round trip to the
+    // database per check inside the group commit (for SQLite, a hand-off to its worker thread).
+    for chunk in keys.chunks(256) {
+        let sql = format!(
             "INSERT INTO idempotency_keys (facility_code, station_id, request_id, payload_hash, \
-             record_id, response, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&k.facility_code)
-        .bind(&k.station_id)
-        .bind(&k.request_id)
-        .bind(&k.payload_hash)
-        .bind(&k.record_id)
-        .bind(&k.response)
-        .bind(k.created_at)
-        .execute(&mut *tx)
-        .await?;
+             record_id, response, created_at) VALUES {}",
+            db::value_rows(&tx, chunk.len(), 7)
+        );
+        // Built from constants and placeholders only; values are bound.
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for k in chunk {
+            query = query
+                .bind(&k.facility_code)
+                .bind(&k.station_id)
+                .bind(&k.request_id)
+                .bind(&k.payload_hash)
+                .bind(&k.record_id)
+                .bind(&k.response)
+                .bind(k.created_at);
+        }
+        query.execute(&mut *tx).await?;
     }
     tx.commit().await
 }
