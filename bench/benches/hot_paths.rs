@@ -5,6 +5,7 @@
 //! `cargo bench -p bhyt-bench` (short runs by default: see `config`). Reported, never asserted.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bhyt_verify::audit::chain::{self, AuditEntry, Evidence};
@@ -14,6 +15,7 @@ use bhyt_verify::config::CacheConfig;
 use bhyt_verify::coverage::Subject;
 use bhyt_verify::keys::Pseudonymizer;
 use bhyt_verify::registry::generate::Generator;
+use bhyt_verify::seal::Sealer;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use emrtd::apdu::CommandApdu;
 use emrtd::cccd::dg13;
@@ -42,7 +44,9 @@ fn validation(c: &mut Criterion) {
 fn cache(c: &mut Criterion) {
     let keys = Pseudonymizer::new(&[7; 32]);
     let config = CacheConfig::default();
-    let cache = CoverageCache::new(&config, keys.clone()).expect("no Redis configured");
+    let sealer = Arc::new(Sealer::new(vec![("bench-01".into(), vec![9; 32])]));
+    let cache =
+        CoverageCache::new(&config, keys.clone(), sealer.clone()).expect("no Redis configured");
     let subject = Subject::Citizen(CitizenId::parse("001099012345").unwrap());
     let today = bhyt_verify::coverage::vietnam_date(time_now());
     let value = CachedCoverage {
@@ -50,6 +54,8 @@ fn cache(c: &mut Criterion) {
         fetched_at: 1_760_000_000,
     };
     let bytes = serde_json::to_vec(&value).unwrap();
+    // As Redis holds it: sealed with AES-256-GCM (purpose as in src/cache.rs).
+    let sealed = sealer.seal("redis-coverage", &bytes);
 
     let mut g = c.benchmark_group("cache");
     g.bench_function("pseudonymize", |b| {
@@ -61,6 +67,20 @@ fn cache(c: &mut Criterion) {
     });
     g.bench_function("decode", |b| {
         b.iter(|| serde_json::from_slice::<CachedCoverage>(black_box(&bytes)))
+    });
+    g.bench_function("encode_and_seal", |b| {
+        b.iter(|| {
+            sealer.seal(
+                "redis-coverage",
+                &serde_json::to_vec(black_box(&value)).unwrap(),
+            )
+        })
+    });
+    g.bench_function("open_and_decode", |b| {
+        b.iter(|| {
+            let plain = sealer.open("redis-coverage", black_box(&sealed)).unwrap();
+            serde_json::from_slice::<CachedCoverage>(&plain).unwrap()
+        })
     });
     g.finish();
 }
