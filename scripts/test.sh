@@ -24,7 +24,7 @@ as_root() {
 # Python for the grpcio client, and OpenPACE's library (libeac-dev, whose headers need
 # libssl-dev): the independent PACE implementation the chip tests check against.
 required=(build-essential pkg-config ca-certificates curl redis-server postgresql pcscd
-  vsmartcard-vpcd libpcsclite-dev python3 python3-venv libeac-dev libssl-dev)
+  vsmartcard-vpcd libpcsclite-dev python3 python3-venv libeac-dev libssl-dev openssl)
 optional=(openpace)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
