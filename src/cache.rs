@@ -144,19 +144,6 @@ impl CoverageCache {
         self.fallback.insert(key.to_owned(), Arc::new(entry)).await;
     }
 
-    /// Removes the entries of subjects whose registry data changed.
-    pub async fn invalidate(&self, keys: &[String]) -> Result<(), redis::RedisError> {
-        for key in keys {
-            self.fallback.invalidate(key).await;
-        }
-        if let Some(mut conn) = self.connection() {
-            for chunk in keys.chunks(1000) {
-                let _: () = self.bounded(conn.del(chunk)).await?;
-            }
-        }
-        Ok(())
-    }
-
     /// A found card lives for the configured TTL, but never past the end of its validity in
     /// Vietnam (after which the verdict changes); "not found" lives briefly.
     fn ttl_for(&self, value: &CachedCoverage, now: OffsetDateTime) -> Duration {
