@@ -46,7 +46,6 @@ pub struct CoverageCache {
     /// False when caching is switched off (`cache.enabled = false`): nothing is read or written.
     enabled: bool,
     redis: Arc<OnceCell<ConnectionManager>>,
-    redis_configured: bool,
     /// Whether the last Redis command worked; flips are logged once.
     redis_healthy: AtomicBool,
     fallback: moka::future::Cache<String, Arc<FallbackEntry>>,
@@ -75,7 +74,6 @@ impl CoverageCache {
         Ok(Arc::new(Self {
             enabled: config.enabled,
             redis,
-            redis_configured,
             redis_healthy: AtomicBool::new(redis_configured),
             fallback: moka::future::Cache::builder()
                 .max_capacity(config.fallback_capacity)
@@ -96,7 +94,9 @@ impl CoverageCache {
 
     /// Whether answers currently come from Redis (false: none configured, or unreachable).
     pub fn redis_in_use(&self) -> bool {
-        self.redis_configured && self.redis_healthy.load(Ordering::Relaxed)
+        // Connected at least once (the first connection is made in the background), and the
+        // last command worked.
+        self.redis.get().is_some() && self.redis_healthy.load(Ordering::Relaxed)
     }
 
     pub async fn get(&self, key: &str) -> Option<(CachedCoverage, CacheTier)> {
