@@ -25,11 +25,11 @@ use serde::Serialize;
 #[derive(Parser)]
 #[command(about = "Uncached check cost by registry size, audit query cost by log size")]
 struct Args {
-    /// Registry sizes (people), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "10000,1000000,10000000")]
+    /// Registry sizes (people), comma-separated; `--sizes` alone skips them.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "10000,1000000,10000000")]
     sizes: Vec<u64>,
-    /// Audit log sizes (records), comma-separated; empty to skip.
-    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    /// Audit log sizes (records), comma-separated; `--audit-sizes` alone skips them.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1000000,10000000")]
     audit_sizes: Vec<u64>,
     #[arg(long, default_value_t = 8.0)]
     duration: f64,
@@ -147,6 +147,8 @@ fn main() -> anyhow::Result<()> {
             open,
         });
         std::fs::remove_dir_all(&dir)?;
+        // Written after every point: a long run that fails later keeps what it measured.
+        save(&args.out_dir, &growth)?;
     }
 
     for &records in &args.audit_sizes {
@@ -154,13 +156,15 @@ fn main() -> anyhow::Result<()> {
         let point = runtime.block_on(audit_point(&args, server_core, &dir, records))?;
         growth.audit.push(point);
         std::fs::remove_dir_all(&dir)?;
+        save(&args.out_dir, &growth)?;
     }
-
-    let text = render(&growth);
-    println!("{text}");
-    std::fs::write(args.out_dir.join("growth.md"), &text)?;
-    report::write_json(&args.out_dir.join("growth.json"), &growth)?;
+    println!("{}", render(&growth));
     Ok(())
+}
+
+fn save(out_dir: &Path, growth: &Growth) -> anyhow::Result<()> {
+    std::fs::write(out_dir.join("growth.md"), render(growth))?;
+    report::write_json(&out_dir.join("growth.json"), growth)
 }
 
 /// Citizens the seeded audit log is about: each has about records / CITIZENS records.
@@ -209,6 +213,7 @@ async fn audit_point(
                 let i = seq as u64;
                 let mix = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let entry = AuditEntry {
+                    record_id: bhyt_verify::audit::writer::new_record_id(),
                     recorded_at: first + (SPAN_MICROS / records as i64).max(1) * seq,
                     request_id: format!("seed-{seq}"),
                     facility_code: format!("{:02}{:03}", 1 + mix % FACILITIES, 821),
