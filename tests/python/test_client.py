@@ -1,7 +1,9 @@
 """A client of the bhyt-verify gRPC API written from the .proto alone, with Python's grpcio.
 
-Generates the stubs from proto/ with grpc_tools at test time, starts the real server binary on a
-synthetic registry, and checks: health (grpc.health.v1) SERVING, a valid card, an unregistered
+Generates the stubs from proto/ with grpc_tools at test time, makes a private CA and a desk's
+certificate with the CLI, starts the real server binary (mutual TLS, its default) on a synthetic
+registry, and checks: no client certificate -> UNAVAILABLE; with the desk's certificate, health
+(grpc.health.v1) SERVING, a valid card, an unregistered
 but well-formed citizen ID (OK, NO_CARD_INFORMATION) and malformed citizen IDs (INVALID_ARGUMENT
 naming the field). Exits non-zero on the first failed check.
 
@@ -64,6 +66,19 @@ def seed_registry(binary, env, csv_path):
         check(run.returncode == 0, f"bhyt-verify {args[0]} failed:\n{run.stderr}")
 
 
+def make_certificates(binary, env):
+    """A private CA, the server's certificate and a desk's (01821/py-client), with the CLI."""
+    for args in (["pki", "init"],
+                 ["pki", "issue-server", "--dns", "localhost", "--ip", "127.0.0.1"],
+                 ["pki", "issue", "--role", "station", "--facility", "01821",
+                  "--station", "py-client", "--name", "py-client"]):
+        run = subprocess.run([binary, *args], env=env, capture_output=True, text=True)
+        check(run.returncode == 0, f"bhyt-verify {' '.join(args)} failed:\n{run.stderr}")
+    pki = pathlib.Path(env["BHYT_DATA_DIR"]) / "pki"
+    return (pki / "ca.pem").read_bytes(), (pki / "issued/py-client.key").read_bytes(), \
+        (pki / "issued/py-client.pem").read_bytes()
+
+
 def start_server(binary, env, port, log):
     """`bhyt-verify serve` on 127.0.0.1:port; configuration through BHYT_* variables."""
     env = dict(env, BHYT_LISTEN=f"127.0.0.1:{port}", BHYT_HTTP_LISTEN=f"127.0.0.1:{free_port()}")
@@ -90,10 +105,10 @@ def main(binary):
     with tempfile.TemporaryDirectory(prefix="bhyt-py") as tmp:
         tmp = pathlib.Path(tmp)
         pb, rpc = generate_stubs(tmp / "stubs")
-        env = dict(os.environ, BHYT_DATA_DIR=str(tmp / "data"),
-                   BHYT_TLS__ENABLED="false", BHYT_TLS__DEV_PLAINTEXT="true")
+        env = dict(os.environ, BHYT_DATA_DIR=str(tmp / "data"))
         registry = tmp / "registry.csv"
         seed_registry(binary, env, registry)
+        ca, key, cert = make_certificates(binary, env)
 
         today = datetime.date.today().isoformat()
         with open(registry, encoding="utf-8") as f:
@@ -112,8 +127,21 @@ def main(binary):
         with open(log_path, "wb") as log:
             server = start_server(binary, env, port, log)
         try:
-            channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            # Mutual TLS, as every client of the service: the desk's certificate says who it is.
+            target, host = f"127.0.0.1:{port}", (("grpc.ssl_target_name_override", "localhost"),)
+            credentials = grpc.ssl_channel_credentials(ca, key, cert)
+            channel = grpc.secure_channel(target, credentials, options=host)
             wait_until_serving(server, channel, log_path)
+
+            # Without a client certificate the handshake is refused: UNAVAILABLE.
+            anonymous = grpc.secure_channel(target, grpc.ssl_channel_credentials(ca), options=host)
+            try:
+                health_pb2_grpc.HealthStub(anonymous).Check(health_pb2.HealthCheckRequest(),
+                                                            timeout=10)
+            except grpc.RpcError as e:
+                check(e.code() == grpc.StatusCode.UNAVAILABLE, f"no certificate: {e}")
+            else:
+                raise AssertionError("a client without a certificate was served")
             health = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service="bhyt.verify.v1.VerificationService"),
                 timeout=10)
