@@ -7,3 +7,4 @@
 
 pub mod masterlist;
 pub mod trust;
+pub mod verify;

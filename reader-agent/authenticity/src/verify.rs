@@ -1,0 +1,261 @@
+//! Certificate signatures over the bytes as received: the TBS slice of the certificate as it
+//! was published, never a re-encoding (some real certificates do not re-encode identically).
+//!
+//! Curves may be named by OID or given by explicit parameters (about a quarter of real CSCA keys);
+//! explicit parameters are matched field by field against the curves this crate can verify on,
+//! and a key matching none is refused.
+
+use der::asn1::{AnyRef, ObjectIdentifier, OctetStringRef, UintRef};
+use der::{Decode, Reader, Sequence, SliceReader};
+use ecdsa::signature::hazmat::PrehashVerifier;
+use elliptic_curve::ff::PrimeField;
+use primeorder::PrimeCurveParams;
+use sha2::Digest;
+use spki::SubjectPublicKeyInfoRef;
+
+const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const ID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const ECDSA_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.1");
+const ECDSA_SHA224: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.1");
+const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+const P256_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const BP256_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.7");
+const BP384_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.11");
+
+/// A curve this crate verifies on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NamedCurve {
+    P256,
+    BrainpoolP256r1,
+    BrainpoolP384r1,
+}
+
+/// Why a signature was not verified.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    #[error("DER: {0}")]
+    Der(#[from] der::Error),
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("unsupported signature algorithm {0}")]
+    UnsupportedSignatureAlgorithm(ObjectIdentifier),
+    #[error("unsupported public key algorithm {0}")]
+    UnsupportedKeyAlgorithm(ObjectIdentifier),
+    #[error("unsupported named curve {0}")]
+    UnsupportedNamedCurve(ObjectIdentifier),
+    /// Explicit parameters matching none of the supported curves (e.g. brainpoolP512r1, P-384,
+    /// P-521 until they are built here).
+    #[error("explicit EC parameters match no supported curve ({field_bits}-bit prime field)")]
+    UnknownExplicitCurve { field_bits: usize },
+    #[error("malformed public key or signature")]
+    Malformed,
+}
+
+/// SpecifiedECDomain (RFC 3279 / SEC 1): the explicit form of a curve.
+#[derive(Sequence)]
+struct SpecifiedEcDomain<'a> {
+    version: u8,
+    field_id: FieldId<'a>,
+    curve: CurveCoefficients<'a>,
+    base: &'a OctetStringRef,
+    order: UintRef<'a>,
+    #[asn1(optional = "true")]
+    cofactor: Option<UintRef<'a>>,
+}
+
+#[derive(Sequence)]
+struct FieldId<'a> {
+    field_type: ObjectIdentifier,
+    prime: UintRef<'a>,
+}
+
+#[derive(Sequence)]
+struct CurveCoefficients<'a> {
+    a: &'a OctetStringRef,
+    b: &'a OctetStringRef,
+    #[asn1(optional = "true")]
+    seed: Option<der::asn1::BitStringRef<'a>>,
+}
+
+const ID_PRIME_FIELD: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.1.1");
+
+fn strip(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+fn hex_to_bytes(hex: &str) -> Vec<u8> {
+    let hex = hex.trim_start_matches("0x");
+    let hex = if hex.len() % 2 == 1 {
+        format!("0{hex}")
+    } else {
+        hex.to_string()
+    };
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0))
+        .collect()
+}
+
+/// Whether explicit parameters are exactly curve `C`: prime, a, b, generator, order, cofactor.
+fn is_curve<C>(d: &SpecifiedEcDomain<'_>) -> bool
+where
+    C: PrimeCurveParams,
+    C::FieldElement: PrimeField,
+{
+    let prime = hex_to_bytes(<C::FieldElement as PrimeField>::MODULUS);
+    let order = hex_to_bytes(&format!("{:x}", C::ORDER.as_ref()));
+    let a = C::EQUATION_A.to_repr();
+    let b = C::EQUATION_B.to_repr();
+    let (gx, gy) = (C::GENERATOR.0.to_repr(), C::GENERATOR.1.to_repr());
+    let (gx, gy): (&[u8], &[u8]) = (gx.as_ref(), gy.as_ref());
+    let base = d.base.as_bytes();
+    let base_ok = match base.first() {
+        Some(0x04) => base[1..] == [gx, gy].concat(),
+        Some(&tag @ (0x02 | 0x03)) => {
+            base[1..] == *gx && (tag & 1) == (gy.last().copied().unwrap_or(0) & 1)
+        }
+        _ => false,
+    };
+    d.field_id.field_type == ID_PRIME_FIELD
+        && strip(d.field_id.prime.as_bytes()) == strip(&prime)
+        && strip(d.curve.a.as_bytes()) == strip(a.as_ref())
+        && strip(d.curve.b.as_bytes()) == strip(b.as_ref())
+        && base_ok
+        && strip(d.order.as_bytes()) == strip(&order)
+        && d.cofactor.is_none_or(|h| strip(h.as_bytes()) == [1])
+        && d.version >= 1
+}
+
+/// Resolves a key's curve from its EC parameters (a named-curve OID or explicit parameters).
+pub fn curve_of(parameters: Option<AnyRef<'_>>) -> Result<NamedCurve, VerifyError> {
+    let params = parameters.ok_or(VerifyError::Malformed)?;
+    if let Ok(oid) = params.decode_as::<ObjectIdentifier>() {
+        return match oid {
+            P256_OID => Ok(NamedCurve::P256),
+            BP256_OID => Ok(NamedCurve::BrainpoolP256r1),
+            BP384_OID => Ok(NamedCurve::BrainpoolP384r1),
+            other => Err(VerifyError::UnsupportedNamedCurve(other)),
+        };
+    }
+    let d: SpecifiedEcDomain<'_> = params.decode_as()?;
+    if is_curve::<p256::NistP256>(&d) {
+        Ok(NamedCurve::P256)
+    } else if is_curve::<bp256::BrainpoolP256r1>(&d) {
+        Ok(NamedCurve::BrainpoolP256r1)
+    } else if is_curve::<bp384::BrainpoolP384r1>(&d) {
+        Ok(NamedCurve::BrainpoolP384r1)
+    } else {
+        Err(VerifyError::UnknownExplicitCurve {
+            field_bits: strip(d.field_id.prime.as_bytes()).len() * 8,
+        })
+    }
+}
+
+fn ecdsa_prehash(algorithm: ObjectIdentifier, tbs: &[u8]) -> Result<Vec<u8>, VerifyError> {
+    Ok(match algorithm {
+        ECDSA_SHA1 => sha1::Sha1::digest(tbs).to_vec(),
+        ECDSA_SHA224 => sha2::Sha224::digest(tbs).to_vec(),
+        ECDSA_SHA256 => sha2::Sha256::digest(tbs).to_vec(),
+        ECDSA_SHA384 => sha2::Sha384::digest(tbs).to_vec(),
+        ECDSA_SHA512 => sha2::Sha512::digest(tbs).to_vec(),
+        other => return Err(VerifyError::UnsupportedSignatureAlgorithm(other)),
+    })
+}
+
+/// ECDSA verification of a DER signature over a prehash, on one concrete curve.
+macro_rules! ecdsa_verify {
+    ($curve:ty, $point:expr, $prehash:expr, $signature:expr) => {{
+        let key = ecdsa::VerifyingKey::<$curve>::from_sec1_bytes($point)
+            .map_err(|_| VerifyError::Malformed)?;
+        let sig = ecdsa::der::Signature::<$curve>::from_bytes($signature)
+            .map_err(|_| VerifyError::Malformed)?;
+        key.verify_prehash($prehash, &sig)
+            .map_err(|_| VerifyError::BadSignature)?
+    }};
+}
+
+/// Verifies `signature` (algorithm `algorithm`) over `signed` with the key `spki` (DER).
+/// Returns the curve used.
+pub fn verify_signature(
+    spki: &[u8],
+    algorithm: ObjectIdentifier,
+    signed: &[u8],
+    signature: &[u8],
+) -> Result<NamedCurve, VerifyError> {
+    let spki = SubjectPublicKeyInfoRef::from_der(spki)?;
+    let key_alg = spki.algorithm.oid;
+    if key_alg == ID_RSA {
+        return Err(VerifyError::UnsupportedKeyAlgorithm(key_alg));
+    }
+    if key_alg != ID_EC_PUBLIC_KEY {
+        return Err(VerifyError::UnsupportedKeyAlgorithm(key_alg));
+    }
+    let curve = curve_of(spki.algorithm.parameters)?;
+    let prehash = ecdsa_prehash(algorithm, signed)?;
+    let point = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or(VerifyError::Malformed)?;
+    match curve {
+        NamedCurve::P256 => ecdsa_verify!(p256::NistP256, point, &prehash, signature),
+        NamedCurve::BrainpoolP256r1 => {
+            ecdsa_verify!(bp256::BrainpoolP256r1, point, &prehash, signature)
+        }
+        NamedCurve::BrainpoolP384r1 => {
+            ecdsa_verify!(bp384::BrainpoolP384r1, point, &prehash, signature)
+        }
+    }
+    Ok(curve)
+}
+
+/// The parts of a certificate a signature check needs, all slices of the bytes as received.
+pub struct CertificateParts<'a> {
+    pub tbs: &'a [u8],
+    pub spki: &'a [u8],
+    pub signature_algorithm: ObjectIdentifier,
+    pub signature: &'a [u8],
+}
+
+/// Splits a DER certificate into its TBS bytes, subject key, algorithm and signature.
+pub fn certificate_parts(cert: &[u8]) -> Result<CertificateParts<'_>, VerifyError> {
+    let mut r = SliceReader::new(cert)?;
+    let parts = r.sequence(|r| {
+        let tbs = r.tlv_bytes()?;
+        let alg: spki::AlgorithmIdentifierRef<'_> = r.decode()?;
+        let sig: der::asn1::BitStringRef<'_> = r.decode()?;
+        Ok::<_, der::Error>((tbs, alg.oid, sig))
+    })?;
+    r.finish()?;
+    let (tbs, signature_algorithm, sig) = parts;
+    let spki = SliceReader::new(tbs)?.sequence(|r| {
+        if r.peek_byte() == Some(0xA0) {
+            r.tlv_bytes()?;
+        }
+        for _ in 0..5 {
+            r.tlv_bytes()?; // serial, signature, issuer, validity, subject
+        }
+        let spki = r.tlv_bytes()?;
+        while !r.is_finished() {
+            r.tlv_bytes()?;
+        }
+        Ok::<_, der::Error>(spki)
+    })?;
+    Ok(CertificateParts {
+        tbs,
+        spki,
+        signature_algorithm,
+        signature: sig.as_bytes().ok_or(VerifyError::Malformed)?,
+    })
+}
+
+/// Verifies that `cert` is signed by the key of `issuer` (both DER as received).
+pub fn verify_certificate(cert: &[u8], issuer: &[u8]) -> Result<NamedCurve, VerifyError> {
+    let c = certificate_parts(cert)?;
+    let i = certificate_parts(issuer)?;
+    verify_signature(i.spki, c.signature_algorithm, c.tbs, c.signature)
+}

@@ -1,0 +1,131 @@
+//! Self-signatures of real CSCA certificates, verified over their TBS bytes as received.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use cccd_authenticity::trust::TrustStore;
+use cccd_authenticity::verify::{self, VerifyError};
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, SubjectKeyIdentifier};
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/masterlists")
+        .join(name)
+}
+
+/// Tallies, per outcome, the self-signatures of a list's self-issued certificates.
+fn tally(list: &str) -> BTreeMap<String, usize> {
+    let mut store = TrustStore::new();
+    store.add_file(&data(list)).unwrap();
+    let mut counts = BTreeMap::new();
+    for c in store.certificates() {
+        let tbs = c.cert.tbs_certificate();
+        let ski = tbs
+            .get_extension::<SubjectKeyIdentifier>()
+            .ok()
+            .flatten()
+            .map(|(_, k)| k.0.as_bytes().to_vec());
+        let aki = tbs
+            .get_extension::<AuthorityKeyIdentifier>()
+            .ok()
+            .flatten()
+            .and_then(|(_, k)| k.key_identifier.map(|k| k.as_bytes().to_vec()));
+        let other_key = matches!((&ski, &aki), (Some(s), Some(a)) if s != a);
+        if tbs.subject() != tbs.issuer() {
+            *counts
+                .entry("not self-issued (link certificate)".to_string())
+                .or_default() += 1;
+            continue;
+        }
+        let key = match verify::verify_certificate(&c.raw, &c.raw) {
+            Ok(curve) => format!("verified {curve:?}"),
+            Err(VerifyError::UnsupportedKeyAlgorithm(oid)) => format!("unsupported key {oid}"),
+            Err(VerifyError::UnknownExplicitCurve { field_bits }) => {
+                format!("explicit curve unsupported ({field_bits} bits)")
+            }
+            // Same-name link certificates (new key signed by the old one) are not self-signed.
+            Err(VerifyError::BadSignature) if other_key => {
+                "same-name link certificate (key identifiers differ)".to_string()
+            }
+            Err(e) => format!("{e}"),
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    eprintln!("{list}: {counts:#?}");
+    counts
+}
+
+#[test]
+fn german_list_self_signatures() {
+    let counts = tally("DE_ML_2026-05-28-08-28-45.ml");
+    assert!(
+        !counts.contains_key("signature does not verify"),
+        "{counts:?}"
+    );
+    assert_eq!(counts["verified P256"], 14);
+    assert_eq!(counts["verified BrainpoolP256r1"], 14);
+    assert_eq!(counts["verified BrainpoolP384r1"], 33);
+    assert_eq!(counts["explicit curve unsupported (512 bits)"], 15);
+    assert_eq!(counts.values().sum::<usize>(), 588);
+}
+
+#[test]
+fn dutch_list_self_signatures() {
+    let counts = tally("NL_ML_2026-07-22.ml");
+    assert!(
+        !counts.contains_key("signature does not verify"),
+        "{counts:?}"
+    );
+    assert_eq!(counts["verified P256"], 14);
+    assert_eq!(counts["verified BrainpoolP256r1"], 14);
+    assert_eq!(counts["verified BrainpoolP384r1"], 38);
+    assert_eq!(counts["explicit curve unsupported (512 bits)"], 12);
+    assert_eq!(counts.values().sum::<usize>(), 411);
+}
+
+#[test]
+fn vietnamese_csca_is_recognised_as_explicit_512_bit_curve_not_yet_supported() {
+    let vn = std::fs::read(data("VN_CSCA_ePassport_2022.der")).unwrap();
+    assert_eq!(
+        verify::verify_certificate(&vn, &vn),
+        Err(VerifyError::UnknownExplicitCurve { field_bits: 512 })
+    );
+}
+
+#[test]
+fn one_flipped_bit_fails_a_verified_self_signature() {
+    let mut store = TrustStore::new();
+    store.add_file(&data("NL_ML_2026-07-22.ml")).unwrap();
+    let mut checked = 0;
+    for c in store.certificates() {
+        if verify::verify_certificate(&c.raw, &c.raw).is_err() {
+            continue;
+        }
+        // Last byte of the DER is the signature's last byte (an INTEGER s inside the BIT STRING).
+        let mut bad = c.raw.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0x01;
+        assert!(
+            verify::verify_certificate(&bad, &bad).is_err(),
+            "{}",
+            c.source
+        );
+        // One bit of the TBS (inside the serial number region) changes the signed bytes.
+        let mut bad = c.raw.clone();
+        let parts = verify::certificate_parts(&c.raw).unwrap();
+        let tbs_end = c
+            .raw
+            .windows(parts.tbs.len())
+            .position(|w| w == parts.tbs)
+            .unwrap()
+            + parts.tbs.len();
+        bad[tbs_end - 1] ^= 0x01;
+        assert!(
+            verify::verify_certificate(&bad, &c.raw).is_err(),
+            "{}",
+            c.source
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 66);
+}
