@@ -11,7 +11,7 @@ use ecdsa::signature::hazmat::PrehashVerifier;
 use elliptic_curve::ff::PrimeField;
 use primeorder::PrimeCurveParams;
 use sha2::Digest;
-use spki::SubjectPublicKeyInfoRef;
+use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 
 const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const ID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -31,6 +31,15 @@ pub enum NamedCurve {
     P256,
     BrainpoolP256r1,
     BrainpoolP384r1,
+}
+
+/// The scheme a signature verified under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Verified {
+    Ecdsa(NamedCurve),
+    RsaPkcs1v15,
+    RsaPss,
 }
 
 /// Why a signature was not verified.
@@ -53,6 +62,152 @@ pub enum VerifyError {
     UnknownExplicitCurve { field_bits: usize },
     #[error("malformed public key or signature")]
     Malformed,
+}
+
+const RSA_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.5");
+const RSA_SHA224: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.14");
+const RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const RSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const RSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+const RSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+const ID_MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
+const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+const SHA224: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.4");
+const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
+const SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
+
+/// RSASSA-PSS-params (RFC 4055); absent fields take their SHA-1 / 20-byte defaults.
+#[derive(Sequence)]
+struct PssParams<'a> {
+    #[asn1(context_specific = "0", optional = "true")]
+    hash: Option<AlgorithmIdentifierRef<'a>>,
+    #[asn1(context_specific = "1", optional = "true")]
+    mask_gen: Option<AlgorithmIdentifierRef<'a>>,
+    #[asn1(context_specific = "2", optional = "true")]
+    salt_length: Option<u32>,
+    #[asn1(context_specific = "3", optional = "true")]
+    trailer_field: Option<u8>,
+}
+
+/// Verifies an RSA signature with digest `$d` under `$scheme`.
+macro_rules! rsa_verify {
+    ($key:expr, $d:ty, $scheme:expr, $signed:expr, $signature:expr) => {{
+        let hashed = <$d as Digest>::digest($signed);
+        $key.verify($scheme, &hashed, $signature)
+            .map_err(|_| VerifyError::BadSignature)
+    }};
+}
+
+fn verify_rsa(
+    spki: &[u8],
+    algorithm: &AlgorithmIdentifierRef<'_>,
+    signed: &[u8],
+    signature: &[u8],
+) -> Result<Verified, VerifyError> {
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::{Pkcs1v15Sign, pss::Pss};
+    let key = rsa::RsaPublicKey::from_public_key_der(spki).map_err(|_| VerifyError::Malformed)?;
+    let v15 = |r: Result<(), VerifyError>| r.map(|()| Verified::RsaPkcs1v15);
+    match algorithm.oid {
+        RSA_SHA1 => v15(rsa_verify!(
+            key,
+            sha1::Sha1,
+            Pkcs1v15Sign::new::<sha1::Sha1>(),
+            signed,
+            signature
+        )),
+        RSA_SHA224 => v15(rsa_verify!(
+            key,
+            sha2::Sha224,
+            Pkcs1v15Sign::new::<sha2::Sha224>(),
+            signed,
+            signature
+        )),
+        RSA_SHA256 => v15(rsa_verify!(
+            key,
+            sha2::Sha256,
+            Pkcs1v15Sign::new::<sha2::Sha256>(),
+            signed,
+            signature
+        )),
+        RSA_SHA384 => v15(rsa_verify!(
+            key,
+            sha2::Sha384,
+            Pkcs1v15Sign::new::<sha2::Sha384>(),
+            signed,
+            signature
+        )),
+        RSA_SHA512 => v15(rsa_verify!(
+            key,
+            sha2::Sha512,
+            Pkcs1v15Sign::new::<sha2::Sha512>(),
+            signed,
+            signature
+        )),
+        RSA_PSS => {
+            let params: PssParams<'_> = algorithm
+                .parameters
+                .ok_or(VerifyError::Malformed)?
+                .decode_as()?;
+            let hash = params.hash.map_or(SHA1, |h| h.oid);
+            // MGF1 over the same hash is the only mask generation RustCrypto's PSS offers.
+            let mgf_hash = match params.mask_gen {
+                None => SHA1,
+                Some(m) if m.oid == ID_MGF1 => {
+                    m.parameters
+                        .ok_or(VerifyError::Malformed)?
+                        .decode_as::<AlgorithmIdentifierRef<'_>>()?
+                        .oid
+                }
+                Some(m) => return Err(VerifyError::UnsupportedSignatureAlgorithm(m.oid)),
+            };
+            if mgf_hash != hash || params.trailer_field.is_some_and(|t| t != 1) {
+                return Err(VerifyError::UnsupportedSignatureAlgorithm(RSA_PSS));
+            }
+            let salt = params.salt_length.unwrap_or(20) as usize;
+            let r = match hash {
+                SHA1 => rsa_verify!(
+                    key,
+                    sha1::Sha1,
+                    Pss::<sha1::Sha1>::new_with_salt(salt),
+                    signed,
+                    signature
+                ),
+                SHA224 => rsa_verify!(
+                    key,
+                    sha2::Sha224,
+                    Pss::<sha2::Sha224>::new_with_salt(salt),
+                    signed,
+                    signature
+                ),
+                SHA256 => rsa_verify!(
+                    key,
+                    sha2::Sha256,
+                    Pss::<sha2::Sha256>::new_with_salt(salt),
+                    signed,
+                    signature
+                ),
+                SHA384 => rsa_verify!(
+                    key,
+                    sha2::Sha384,
+                    Pss::<sha2::Sha384>::new_with_salt(salt),
+                    signed,
+                    signature
+                ),
+                SHA512 => rsa_verify!(
+                    key,
+                    sha2::Sha512,
+                    Pss::<sha2::Sha512>::new_with_salt(salt),
+                    signed,
+                    signature
+                ),
+                other => return Err(VerifyError::UnsupportedSignatureAlgorithm(other)),
+            };
+            r.map(|()| Verified::RsaPss)
+        }
+        other => Err(VerifyError::UnsupportedSignatureAlgorithm(other)),
+    }
 }
 
 /// SpecifiedECDomain (RFC 3279 / SEC 1): the explicit form of a curve.
@@ -180,23 +335,24 @@ macro_rules! ecdsa_verify {
 }
 
 /// Verifies `signature` (algorithm `algorithm`) over `signed` with the key `spki` (DER).
-/// Returns the curve used.
+/// Returns the scheme it verified under.
 pub fn verify_signature(
     spki: &[u8],
-    algorithm: ObjectIdentifier,
+    algorithm: &AlgorithmIdentifierRef<'_>,
     signed: &[u8],
     signature: &[u8],
-) -> Result<NamedCurve, VerifyError> {
+) -> Result<Verified, VerifyError> {
+    let raw_spki = spki;
     let spki = SubjectPublicKeyInfoRef::from_der(spki)?;
     let key_alg = spki.algorithm.oid;
     if key_alg == ID_RSA {
-        return Err(VerifyError::UnsupportedKeyAlgorithm(key_alg));
+        return verify_rsa(raw_spki, algorithm, signed, signature);
     }
     if key_alg != ID_EC_PUBLIC_KEY {
         return Err(VerifyError::UnsupportedKeyAlgorithm(key_alg));
     }
     let curve = curve_of(spki.algorithm.parameters)?;
-    let prehash = ecdsa_prehash(algorithm, signed)?;
+    let prehash = ecdsa_prehash(algorithm.oid, signed)?;
     let point = spki
         .subject_public_key
         .as_bytes()
@@ -210,14 +366,14 @@ pub fn verify_signature(
             ecdsa_verify!(bp384::BrainpoolP384r1, point, &prehash, signature)
         }
     }
-    Ok(curve)
+    Ok(Verified::Ecdsa(curve))
 }
 
 /// The parts of a certificate a signature check needs, all slices of the bytes as received.
 pub struct CertificateParts<'a> {
     pub tbs: &'a [u8],
     pub spki: &'a [u8],
-    pub signature_algorithm: ObjectIdentifier,
+    pub signature_algorithm: AlgorithmIdentifierRef<'a>,
     pub signature: &'a [u8],
 }
 
@@ -228,7 +384,7 @@ pub fn certificate_parts(cert: &[u8]) -> Result<CertificateParts<'_>, VerifyErro
         let tbs = r.tlv_bytes()?;
         let alg: spki::AlgorithmIdentifierRef<'_> = r.decode()?;
         let sig: der::asn1::BitStringRef<'_> = r.decode()?;
-        Ok::<_, der::Error>((tbs, alg.oid, sig))
+        Ok::<_, der::Error>((tbs, alg, sig))
     })?;
     r.finish()?;
     let (tbs, signature_algorithm, sig) = parts;
@@ -254,8 +410,8 @@ pub fn certificate_parts(cert: &[u8]) -> Result<CertificateParts<'_>, VerifyErro
 }
 
 /// Verifies that `cert` is signed by the key of `issuer` (both DER as received).
-pub fn verify_certificate(cert: &[u8], issuer: &[u8]) -> Result<NamedCurve, VerifyError> {
+pub fn verify_certificate(cert: &[u8], issuer: &[u8]) -> Result<Verified, VerifyError> {
     let c = certificate_parts(cert)?;
     let i = certificate_parts(issuer)?;
-    verify_signature(i.spki, c.signature_algorithm, c.tbs, c.signature)
+    verify_signature(i.spki, &c.signature_algorithm, c.tbs, c.signature)
 }
