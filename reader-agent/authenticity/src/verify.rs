@@ -21,6 +21,8 @@ const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.100
 const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
 const P256_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const P384_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const P521_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 const BP256_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.7");
 const BP384_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.11");
 
@@ -29,6 +31,8 @@ const BP384_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8
 #[non_exhaustive]
 pub enum NamedCurve {
     P256,
+    P384,
+    P521,
     BrainpoolP256r1,
     BrainpoolP384r1,
 }
@@ -56,8 +60,7 @@ pub enum VerifyError {
     UnsupportedKeyAlgorithm(ObjectIdentifier),
     #[error("unsupported named curve {0}")]
     UnsupportedNamedCurve(ObjectIdentifier),
-    /// Explicit parameters matching none of the supported curves (e.g. brainpoolP512r1, P-384,
-    /// P-521 until they are built here).
+    /// Explicit parameters matching none of the supported curves (brainpoolP512r1 until it is built here).
     #[error("explicit EC parameters match no supported curve ({field_bits}-bit prime field)")]
     UnknownExplicitCurve { field_bits: usize },
     #[error("malformed public key or signature")]
@@ -292,6 +295,8 @@ pub fn curve_of(parameters: Option<AnyRef<'_>>) -> Result<NamedCurve, VerifyErro
     if let Ok(oid) = params.decode_as::<ObjectIdentifier>() {
         return match oid {
             P256_OID => Ok(NamedCurve::P256),
+            P384_OID => Ok(NamedCurve::P384),
+            P521_OID => Ok(NamedCurve::P521),
             BP256_OID => Ok(NamedCurve::BrainpoolP256r1),
             BP384_OID => Ok(NamedCurve::BrainpoolP384r1),
             other => Err(VerifyError::UnsupportedNamedCurve(other)),
@@ -300,6 +305,10 @@ pub fn curve_of(parameters: Option<AnyRef<'_>>) -> Result<NamedCurve, VerifyErro
     let d: SpecifiedEcDomain<'_> = params.decode_as()?;
     if is_curve::<p256::NistP256>(&d) {
         Ok(NamedCurve::P256)
+    } else if is_curve::<p384::NistP384>(&d) {
+        Ok(NamedCurve::P384)
+    } else if is_curve::<p521::NistP521>(&d) {
+        Ok(NamedCurve::P521)
     } else if is_curve::<bp256::BrainpoolP256r1>(&d) {
         Ok(NamedCurve::BrainpoolP256r1)
     } else if is_curve::<bp384::BrainpoolP384r1>(&d) {
@@ -359,6 +368,8 @@ pub fn verify_signature(
         .ok_or(VerifyError::Malformed)?;
     match curve {
         NamedCurve::P256 => ecdsa_verify!(p256::NistP256, point, &prehash, signature),
+        NamedCurve::P384 => ecdsa_verify!(p384::NistP384, point, &prehash, signature),
+        NamedCurve::P521 => ecdsa_verify!(p521::NistP521, point, &prehash, signature),
         NamedCurve::BrainpoolP256r1 => {
             ecdsa_verify!(bp256::BrainpoolP256r1, point, &prehash, signature)
         }
