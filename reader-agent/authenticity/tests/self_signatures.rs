@@ -137,3 +137,40 @@ fn one_flipped_bit_fails_a_verified_self_signature() {
     }
     assert_eq!(checked, 398);
 }
+
+#[test]
+fn explicit_parameters_with_one_changed_field_match_no_curve() {
+    use der::{Decode, Encode, Tagged};
+    let mut store = TrustStore::new();
+    store.add_file(&data("NL_ML_2026-07-22.ml")).unwrap();
+    let mut explicit = 0;
+    for c in store.certificates() {
+        let spki = c.cert.tbs_certificate().subject_public_key_info();
+        let Some(params) = spki.algorithm.parameters.as_ref() else {
+            continue;
+        };
+        if params.tag() != der::Tag::Sequence {
+            continue; // named curve, RSA NULL
+        }
+        let mut raw = params.to_der().unwrap();
+        let good = der::asn1::AnyRef::from_der(&raw).unwrap();
+        if verify::curve_of(Some(good)).is_err() {
+            continue; // brainpoolP512r1
+        }
+        // The last byte is the cofactor (or the order's last byte when the cofactor is absent).
+        let last = raw.len() - 1;
+        raw[last] ^= 0x02;
+        let bad = der::asn1::AnyRef::from_der(&raw).unwrap();
+        assert!(
+            matches!(
+                verify::curve_of(Some(bad)),
+                Err(VerifyError::UnknownExplicitCurve { .. })
+            ),
+            "{}",
+            c.source
+        );
+        explicit += 1;
+    }
+    eprintln!("explicit-parameter keys refused after one change: {explicit}");
+    assert_eq!(explicit, 99);
+}
