@@ -1,4 +1,4 @@
-//! Real trust data: the German and Dutch CSCA master lists in shared/data/masterlists.
+//! Real trust data: the German and Dutch CSCA master lists (copies in testdata/masterlists).
 
 use std::path::PathBuf;
 
@@ -6,7 +6,7 @@ use cccd_authenticity::trust::TrustStore;
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/masterlists")
+        .join("testdata/masterlists")
         .join(name)
 }
 
