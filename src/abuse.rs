@@ -27,7 +27,12 @@ impl Default for AbuseConfig {
     fn default() -> Self {
         // A busy desk checks a patient every 20-30 seconds; a hospital system's bulk run goes
         // through one station but is also bounded by these (raise them for such stations).
-        Self { station_rate_per_sec: 50.0, station_burst: 200.0, distinct_subjects_per_window: 2000, window_secs: 600 }
+        Self {
+            station_rate_per_sec: 50.0,
+            station_burst: 200.0,
+            distinct_subjects_per_window: 2000,
+            window_secs: 600,
+        }
     }
 }
 
@@ -88,9 +93,14 @@ impl AbuseLimits {
         s.refilled = now;
         if s.tokens < 1.0 {
             let retry_after = Duration::from_secs_f64((1.0 - s.tokens) / rate);
-            return Err(Verdict { limit: Limit::Rate { retry_after }, first: false });
+            return Err(Verdict {
+                limit: Limit::Rate { retry_after },
+                first: false,
+            });
         }
-        if now.saturating_duration_since(s.window_start) >= Duration::from_secs(self.config.window_secs) {
+        if now.saturating_duration_since(s.window_start)
+            >= Duration::from_secs(self.config.window_secs)
+        {
             s.window_start = now;
             s.subjects.clear();
             s.reported = false;
@@ -99,7 +109,10 @@ impl AbuseLimits {
         if !known && s.subjects.len() >= self.config.distinct_subjects_per_window {
             let first = !std::mem::replace(&mut s.reported, true);
             let distinct = s.subjects.len() + 1;
-            return Err(Verdict { limit: Limit::Enumeration { distinct }, first });
+            return Err(Verdict {
+                limit: Limit::Enumeration { distinct },
+                first,
+            });
         }
         s.tokens -= 1.0;
         if !known {
@@ -144,8 +157,17 @@ mod tests {
         }
         let first = l.admit("a", "4", t).unwrap_err();
         assert!(first.first && matches!(first.limit, Limit::Enumeration { distinct: 4 }));
-        assert!(!l.admit("a", "5", t).unwrap_err().first, "reported once per window");
-        assert!(l.admit("a", "2", t).is_ok(), "people already seen can still be checked");
-        assert!(l.admit("a", "5", t + Duration::from_secs(601)).is_ok(), "a new window starts afresh");
+        assert!(
+            !l.admit("a", "5", t).unwrap_err().first,
+            "reported once per window"
+        );
+        assert!(
+            l.admit("a", "2", t).is_ok(),
+            "people already seen can still be checked"
+        );
+        assert!(
+            l.admit("a", "5", t + Duration::from_secs(601)).is_ok(),
+            "a new window starts afresh"
+        );
     }
 }

@@ -183,11 +183,17 @@ mod tests {
             jail.set_env("BHYT_REGISTRY__URL", "postgres://db/registry");
             let config = Config::load(Some(Path::new("bhyt.toml")))?;
             assert_eq!(config.data_dir, PathBuf::from("/srv/bhyt"));
-            assert_eq!(config.cache.ttl_secs, 30, "the environment overrides the file");
+            assert_eq!(
+                config.cache.ttl_secs, 30,
+                "the environment overrides the file"
+            );
             assert_eq!(config.cache.redis_url, "redis://cache:6379");
             assert_eq!(config.registry_url(), "postgres://db/registry");
             assert_eq!(config.audit_url(), "sqlite:///srv/bhyt/audit.sqlite");
-            assert_eq!(config.limits.max_message_bytes, Limits::default().max_message_bytes);
+            assert_eq!(
+                config.limits.max_message_bytes,
+                Limits::default().max_message_bytes
+            );
             Ok(())
         });
     }

@@ -17,9 +17,9 @@ use bhyt_verify::registry::generate::{self, Generator};
 use bhyt_verify::server::App;
 use emrtd::cccd::id_number::CitizenId;
 use sqlx::{AnyPool, Row};
+use std::path::PathBuf;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use std::path::PathBuf;
 
 use bhyt_verify::pki::{Pki, Validity};
 use bhyt_verify::tls::{Claims, Role};
@@ -96,7 +96,9 @@ pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
             cert = desk.cert.display(),
             key = desk.key.display(),
         ),
-        None => println!("  grpcurl -plaintext {grpc_addr} list bhyt.verify.v1.VerificationService"),
+        None => {
+            println!("  grpcurl -plaintext {grpc_addr} list bhyt.verify.v1.VerificationService")
+        }
     }
     println!("  curl http://{http_addr}/health");
     println!("  bhyt-verify proof verify <proof_token of an answer>");
@@ -121,7 +123,10 @@ impl DeskCertificate {
         Ok(ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(std::fs::read(&self.ca)?))
             .domain_name("localhost")
-            .identity(Identity::from_pem(std::fs::read(&self.cert)?, std::fs::read(&self.key)?)))
+            .identity(Identity::from_pem(
+                std::fs::read(&self.cert)?,
+                std::fs::read(&self.key)?,
+            )))
     }
 }
 
@@ -137,10 +142,22 @@ fn demo_certificates(config: &Config) -> anyhow::Result<Option<DeskCertificate>>
     let pki = if dir.join("ca.pem").exists() {
         Pki::open(&dir)?
     } else {
-        println!("Creating a private CA in {} with certificates for the demo", dir.display());
+        println!(
+            "Creating a private CA in {} with certificates for the demo",
+            dir.display()
+        );
         let pki = Pki::init(&dir, "bhyt-verify demo CA", days)?;
-        pki.issue_server("server", &["localhost".into()], &["127.0.0.1".parse()?], days)?;
-        let desk = Claims::new(Role::Station, Some("01821".into()), Some("demo-desk".into()))?;
+        pki.issue_server(
+            "server",
+            &["localhost".into()],
+            &["127.0.0.1".parse()?],
+            days,
+        )?;
+        let desk = Claims::new(
+            Role::Station,
+            Some("01821".into()),
+            Some("demo-desk".into()),
+        )?;
         pki.issue_client("demo-desk", &desk, days)?;
         pki.issue_client("auditor", &Claims::new(Role::Auditor, None, None)?, days)?;
         pki
@@ -364,7 +381,10 @@ fn show(label: &str, answer: Result<tonic::Response<CheckCoverageResponse>, toni
                 .unwrap_or_default();
             let cache_name =
                 bhyt_proto::v1::CacheStatus::try_from(cache.0).map_or("?", |c| c.as_str_name());
-            println!("    proof of check {}…", &r.proof_token[..r.proof_token.len().min(40)]);
+            println!(
+                "    proof of check {}…",
+                &r.proof_token[..r.proof_token.len().min(40)]
+            );
             println!(
                 "    {cache_name}, age {}s, audit record {}",
                 cache.1, r.audit_record_id

@@ -48,7 +48,10 @@ impl Pseudonymizer {
     }
 
     fn from_ring(secrets: &[Vec<u8>]) -> Self {
-        let keys = secrets.iter().map(|s| hmac::Key::new(hmac::HMAC_SHA256, s)).collect();
+        let keys = secrets
+            .iter()
+            .map(|s| hmac::Key::new(hmac::HMAC_SHA256, s))
+            .collect();
         Self { keys }
     }
 
@@ -61,7 +64,10 @@ impl Pseudonymizer {
     /// The hashes of `value` under every key, current first: what a search must match to find
     /// records written before a rotation.
     pub fn all_hashes(&self, purpose: &str, value: &str) -> Vec<String> {
-        self.keys.iter().map(|k| Self::hash_with(k, purpose, value)).collect()
+        self.keys
+            .iter()
+            .map(|k| Self::hash_with(k, purpose, value))
+            .collect()
     }
 
     fn hash_with(key: &hmac::Key, purpose: &str, value: &str) -> String {
@@ -87,13 +93,22 @@ impl KeyRing {
             Self::rotate(dir)?;
         }
         let current = read(&current_path)?.trim().to_owned();
-        let io = |source| KeyError::Io { path: dir.into(), source };
+        let io = |source| KeyError::Io {
+            path: dir.into(),
+            source,
+        };
         let mut keys = Vec::new();
         for entry in fs::read_dir(dir).map_err(io)? {
             let path = entry.map_err(io)?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let Some(id) = name.strip_suffix(".key") else { continue };
-            let secret = hex::decode(read(&path)?.trim()).map_err(|_| KeyError::Invalid(path.clone()))?;
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let Some(id) = name.strip_suffix(".key") else {
+                continue;
+            };
+            let secret =
+                hex::decode(read(&path)?.trim()).map_err(|_| KeyError::Invalid(path.clone()))?;
             if secret.len() != 32 {
                 return Err(KeyError::Invalid(path));
             }
@@ -108,16 +123,29 @@ impl KeyRing {
 
     /// Adds a new random key to the ring in `dir` and makes it current; returns its id.
     pub fn rotate(dir: &Path) -> Result<String, KeyError> {
-        fs::create_dir_all(dir).map_err(|source| KeyError::Io { path: dir.into(), source })?;
+        fs::create_dir_all(dir).map_err(|source| KeyError::Io {
+            path: dir.into(),
+            source,
+        })?;
         let mut secret = [0u8; 32];
-        SystemRandom::new().fill(&mut secret).map_err(|_| KeyError::Invalid(dir.into()))?;
+        SystemRandom::new()
+            .fill(&mut secret)
+            .map_err(|_| KeyError::Invalid(dir.into()))?;
         let id = hex::encode(&digest::digest(&digest::SHA256, &secret).as_ref()[..4]);
-        write_private(&dir.join(format!("{id}.key")), hex::encode(secret).as_bytes())?;
+        write_private(
+            &dir.join(format!("{id}.key")),
+            hex::encode(secret).as_bytes(),
+        )?;
         // Replace `current` atomically: a crash leaves the old or the new name, never half.
         let (current, temporary) = (dir.join("current"), dir.join("current.new"));
-        fs::write(&temporary, format!("{id}\n"))
-            .map_err(|source| KeyError::Io { path: temporary.clone(), source })?;
-        fs::rename(&temporary, &current).map_err(|source| KeyError::Io { path: current, source })?;
+        fs::write(&temporary, format!("{id}\n")).map_err(|source| KeyError::Io {
+            path: temporary.clone(),
+            source,
+        })?;
+        fs::rename(&temporary, &current).map_err(|source| KeyError::Io {
+            path: current,
+            source,
+        })?;
         Ok(id)
     }
 }
@@ -177,7 +205,10 @@ pub struct Keys {
 impl Keys {
     /// Loads the keys from `dir`, creating missing ones (files readable by the owner only).
     pub fn load_or_create(dir: &Path) -> Result<Self, KeyError> {
-        fs::create_dir_all(dir).map_err(|source| KeyError::Io { path: dir.into(), source })?;
+        fs::create_dir_all(dir).map_err(|source| KeyError::Io {
+            path: dir.into(),
+            source,
+        })?;
         let pseudonyms = KeyRing::load_or_create(&dir.join("pseudonym"))?;
         let secrets: Vec<Vec<u8>> = pseudonyms.keys.into_iter().map(|(_, s)| s).collect();
         let sealer = crate::seal::Sealer::new(KeyRing::load_or_create(&dir.join("data"))?.keys);
@@ -199,8 +230,14 @@ impl Keys {
         KeyRing::rotate(&dir.join("data"))?;
         let proof = dir.join("proof-signing.pk8");
         if proof.exists() {
-            let retired = dir.join(format!("proof-signing.{}.retired", crate::audit::writer::now_micros()));
-            fs::rename(&proof, &retired).map_err(|source| KeyError::Io { path: proof, source })?;
+            let retired = dir.join(format!(
+                "proof-signing.{}.retired",
+                crate::audit::writer::now_micros()
+            ));
+            fs::rename(&proof, &retired).map_err(|source| KeyError::Io {
+                path: proof,
+                source,
+            })?;
         }
         Ok(())
     }
@@ -220,8 +257,10 @@ pub fn signing_key(dir: &Path, name: &str) -> Result<Ed25519KeyPair, KeyError> {
     let public_path = dir.join(format!("{name}.pub"));
     let public_hex = hex::encode(pair.public_key().as_ref());
     if read(&public_path).ok().as_deref().map(str::trim) != Some(public_hex.as_str()) {
-        fs::write(&public_path, format!("{public_hex}\n"))
-            .map_err(|source| KeyError::Io { path: public_path, source })?;
+        fs::write(&public_path, format!("{public_hex}\n")).map_err(|source| KeyError::Io {
+            path: public_path,
+            source,
+        })?;
     }
     Ok(pair)
 }
@@ -261,7 +300,12 @@ mod tests {
         Keys::rotate(dir.path()).unwrap();
         let rotated = Keys::load_or_create(dir.path()).unwrap();
         assert_ne!(rotated.pseudonymizer.hash("subject", "001099012345"), h);
-        assert!(rotated.pseudonymizer.all_hashes("subject", "001099012345").contains(&h));
+        assert!(
+            rotated
+                .pseudonymizer
+                .all_hashes("subject", "001099012345")
+                .contains(&h)
+        );
         assert_eq!(h, b.pseudonymizer.hash("subject", "001099012345"));
         assert_ne!(h, a.pseudonymizer.hash("cache", "001099012345"));
         assert!(!h.contains("001099012345"));

@@ -118,7 +118,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys(KeysCommand::Rotate) => {
             bhyt_verify::keys::Keys::rotate(&config.keys_dir())?;
             bhyt_verify::keys::Keys::load_or_create(&config.keys_dir())?;
-            println!("keys rotated in {}; restart the backend to use them", config.keys_dir().display());
+            println!(
+                "keys rotated in {}; restart the backend to use them",
+                config.keys_dir().display()
+            );
             Ok(())
         }
     }
@@ -190,7 +193,10 @@ fn proof_verify(config: &Config, token: &str, keys: Option<PathBuf>) -> anyhow::
     let verifier = bhyt_verify::proof::ProofVerifier::load(&dir)?;
     match verifier.verify(token) {
         Ok(claims) => {
-            println!("valid proof of check\n{}", serde_json::to_string_pretty(&claims)?);
+            println!(
+                "valid proof of check\n{}",
+                serde_json::to_string_pretty(&claims)?
+            );
             Ok(())
         }
         Err(error) => {

@@ -84,17 +84,27 @@ impl ProofSigner {
 
     /// Writes this key's public half into `dir` as `<kid>.pub`, beside the retired ones.
     pub fn publish(&self, dir: &Path) -> Result<(), KeyError> {
-        std::fs::create_dir_all(dir).map_err(|source| KeyError::Io { path: dir.into(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| KeyError::Io {
+            path: dir.into(),
+            source,
+        })?;
         let path = dir.join(format!("{}.pub", self.kid));
         if !path.exists() {
-            std::fs::write(&path, format!("{}\n", hex::encode(self.pair.public_key().as_ref())))
-                .map_err(|source| KeyError::Io { path, source })?;
+            std::fs::write(
+                &path,
+                format!("{}\n", hex::encode(self.pair.public_key().as_ref())),
+            )
+            .map_err(|source| KeyError::Io { path, source })?;
         }
         Ok(())
     }
 
     pub fn sign(&self, claims: &ProofClaims) -> String {
-        let header = Header { alg: "EdDSA".into(), typ: TYPE.into(), kid: self.kid.clone() };
+        let header = Header {
+            alg: "EdDSA".into(),
+            typ: TYPE.into(),
+            kid: self.kid.clone(),
+        };
         let header = B64.encode(serde_json::to_vec(&header).expect("header serialises"));
         let claims = B64.encode(serde_json::to_vec(claims).expect("claims serialise"));
         let signing_input = format!("{header}.{claims}");
@@ -113,11 +123,22 @@ impl ProofVerifier {
     /// Every `<kid>.pub` in `dir`.
     pub fn load(dir: &Path) -> Result<Self, KeyError> {
         let mut keys = HashMap::new();
-        let entries = std::fs::read_dir(dir).map_err(|source| KeyError::Io { path: dir.into(), source })?;
+        let entries = std::fs::read_dir(dir).map_err(|source| KeyError::Io {
+            path: dir.into(),
+            source,
+        })?;
         for entry in entries {
-            let path = entry.map_err(|source| KeyError::Io { path: dir.into(), source })?.path();
+            let path = entry
+                .map_err(|source| KeyError::Io {
+                    path: dir.into(),
+                    source,
+                })?
+                .path();
             if path.extension().is_some_and(|e| e == "pub") {
-                let text = std::fs::read_to_string(&path).map_err(|source| KeyError::Io { path: path.clone(), source })?;
+                let text = std::fs::read_to_string(&path).map_err(|source| KeyError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
                 let key = hex::decode(text.trim()).map_err(|_| KeyError::Invalid(path.clone()))?;
                 keys.insert(key_id(&key), key);
             }
@@ -130,15 +151,23 @@ impl ProofVerifier {
         let (Some(header), Some(claims), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(ProofError::Malformed("three base64url parts separated by dots"));
+            return Err(ProofError::Malformed(
+                "three base64url parts separated by dots",
+            ));
         };
-        let decode = |part: &str| B64.decode(part).map_err(|_| ProofError::Malformed("bad base64url"));
-        let parsed: Header =
-            serde_json::from_slice(&decode(header)?).map_err(|_| ProofError::Malformed("bad header"))?;
+        let decode = |part: &str| {
+            B64.decode(part)
+                .map_err(|_| ProofError::Malformed("bad base64url"))
+        };
+        let parsed: Header = serde_json::from_slice(&decode(header)?)
+            .map_err(|_| ProofError::Malformed("bad header"))?;
         if parsed.alg != "EdDSA" || parsed.typ != TYPE {
             return Err(ProofError::Malformed("not an EdDSA bhyt proof"));
         }
-        let key = self.keys.get(&parsed.kid).ok_or_else(|| ProofError::UnknownKey(parsed.kid.clone()))?;
+        let key = self
+            .keys
+            .get(&parsed.kid)
+            .ok_or_else(|| ProofError::UnknownKey(parsed.kid.clone()))?;
         let signing_input = &token.trim()[..header.len() + 1 + claims.len()];
         UnparsedPublicKey::new(&ED25519, key)
             .verify(signing_input.as_bytes(), &decode(signature)?)
@@ -161,7 +190,12 @@ mod tests {
             res: "CARD_VALID".into(),
             src: "000".into(),
             usable: true,
-            ev: EvidenceClaim { method: "IDENTITY_METHOD_CHIP".into(), passive: true, chip: false, active: true },
+            ev: EvidenceClaim {
+                method: "IDENTITY_METHOD_CHIP".into(),
+                passive: true,
+                chip: false,
+                active: true,
+            },
             rec: "r-00".into(),
             req: "req-1".into(),
         }
@@ -180,9 +214,19 @@ mod tests {
             altered[i] = if altered[i] == b'A' { b'B' } else { b'A' };
             let altered = String::from_utf8(altered).unwrap();
             if altered != token {
-                assert!(verifier.verify(&altered).is_err(), "byte {i} altered and still verified");
+                assert!(
+                    verifier.verify(&altered).is_err(),
+                    "byte {i} altered and still verified"
+                );
             }
         }
-        assert_eq!(ProofVerifier::default().verify(&token).unwrap_err().to_string().contains("not among"), true);
+        assert_eq!(
+            ProofVerifier::default()
+                .verify(&token)
+                .unwrap_err()
+                .to_string()
+                .contains("not among"),
+            true
+        );
     }
 }

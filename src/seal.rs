@@ -38,7 +38,10 @@ impl Sealer {
             })
             .collect::<Vec<_>>();
         assert!(!keys.is_empty(), "a data key ring with at least one key");
-        Self { keys, rng: SystemRandom::new() }
+        Self {
+            keys,
+            rng: SystemRandom::new(),
+        }
     }
 
     pub fn seal(&self, purpose: &str, plain: &[u8]) -> Vec<u8> {
@@ -49,8 +52,12 @@ impl Sealer {
         out.extend_from_slice(id.as_bytes());
         out.extend_from_slice(&nonce);
         let mut body = plain.to_vec();
-        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(purpose), &mut body)
-            .expect("AES-GCM sealing of a bounded message");
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(purpose),
+            &mut body,
+        )
+        .expect("AES-GCM sealing of a bounded message");
         out.extend_from_slice(&body);
         out
     }
@@ -69,7 +76,9 @@ impl Sealer {
             .ok_or_else(|| SealError::UnknownKey(id.to_owned()))?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Malformed)?;
         let mut body = body.to_vec();
-        let plain = key.open_in_place(nonce, Aad::from(purpose), &mut body).map_err(|_| SealError::Forged)?;
+        let plain = key
+            .open_in_place(nonce, Aad::from(purpose), &mut body)
+            .map_err(|_| SealError::Forged)?;
         Ok(plain.to_vec())
     }
 
@@ -89,7 +98,9 @@ mod tests {
     use super::*;
 
     fn ring(ids: &[(&str, u8)]) -> Vec<(String, Vec<u8>)> {
-        ids.iter().map(|(id, b)| (id.to_string(), vec![*b; 32])).collect()
+        ids.iter()
+            .map(|(id, b)| (id.to_string(), vec![*b; 32]))
+            .collect()
     }
 
     #[test]
@@ -98,7 +109,10 @@ mod tests {
         let sealed = old.seal("redis-coverage", b"Nguyen Van An 001099012345");
         assert!(!sealed.windows(12).any(|w| w == b"001099012345"));
         let rotated = Sealer::new(ring(&[("0000bbbb", 2), ("0000aaaa", 1)]));
-        assert_eq!(rotated.open("redis-coverage", &sealed).unwrap(), b"Nguyen Van An 001099012345");
+        assert_eq!(
+            rotated.open("redis-coverage", &sealed).unwrap(),
+            b"Nguyen Van An 001099012345"
+        );
         assert!(rotated.seal("x", b"y").starts_with(b"0000bbbb"));
     }
 
@@ -110,7 +124,10 @@ mod tests {
         *sealed.last_mut().unwrap() ^= 1;
         assert_eq!(s.open("audit-subject", &sealed), Err(SealError::Forged));
         let other = Sealer::new(ring(&[("0000cccc", 3)]));
-        assert_eq!(other.open("audit-subject", &s.seal("audit-subject", b"x")), Err(SealError::UnknownKey("0000aaaa".into())));
+        assert_eq!(
+            other.open("audit-subject", &s.seal("audit-subject", b"x")),
+            Err(SealError::UnknownKey("0000aaaa".into()))
+        );
         assert_eq!(s.open("audit-subject", b"short"), Err(SealError::Malformed));
     }
 }

@@ -294,7 +294,9 @@ pub async fn query(
         }
         let first = texts.len() + 3;
         texts.extend(values.iter().map(String::as_str));
-        let list: Vec<String> = (first..first + values.len()).map(|n| format!("${n}")).collect();
+        let list: Vec<String> = (first..first + values.len())
+            .map(|n| format!("${n}"))
+            .collect();
         conditions.push(format!("{column} IN ({})", list.join(", ")));
     }
     let mut next = texts.len() + 3;
@@ -406,7 +408,10 @@ mod tests {
             created_at: 1,
         };
         insert_group(&pool, &[], &[key]).await.unwrap();
-        let stored = stored_answer(&pool, "01821", "s", "r").await.unwrap().unwrap();
+        let stored = stored_answer(&pool, "01821", "s", "r")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.response, response);
     }
 }
