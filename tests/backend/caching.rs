@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bhyt_proto::v1::{CacheStatus, ResultCode};
-use bhyt_verify::registry::generate::Kind;
+use bhyt_verify::registry::generate::{Kind, SyntheticCard};
 use sqlx::Connection;
 
 use crate::app::{self, TestBackend};
@@ -22,20 +22,43 @@ async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut condition: F) {
     panic!("timed out waiting for {what}");
 }
 
-#[tokio::test]
-async fn repeated_checks_are_served_by_redis() {
+/// A backend with a seeded SQLite registry behind a private Redis, once it is using Redis.
+struct OnRedis {
+    redis: support::RedisServer,
+    dir: tempfile::TempDir,
+    cards: Vec<SyntheticCard>,
+    backend: TestBackend,
+}
+
+async fn on_redis() -> OnRedis {
     let redis = support::RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let mut config = app::config(dir.path());
     config.cache.redis_url = redis.url();
     let cards = fixtures::seed(&config, 300).await;
     let backend = TestBackend::start(config).await;
-    let mut client = backend.verification().await;
-    let valid = first(&cards, Kind::Valid);
     eventually("the backend to use redis", async || {
         backend.http_get("/health").await.1.contains("\"redis\"")
     })
     .await;
+    OnRedis {
+        redis,
+        dir,
+        cards,
+        backend,
+    }
+}
+
+#[tokio::test]
+async fn repeated_checks_are_served_by_redis() {
+    let OnRedis {
+        redis,
+        cards,
+        backend,
+        ..
+    } = on_redis().await;
+    let mut client = backend.verification().await;
+    let valid = first(&cards, Kind::Valid);
 
     let answer = client
         .check_coverage(by_citizen("c1", valid))
@@ -75,18 +98,14 @@ async fn repeated_checks_are_served_by_redis() {
 
 #[tokio::test]
 async fn a_dead_redis_falls_back_and_comes_back() {
-    let mut redis = support::RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = app::config(dir.path());
-    config.cache.redis_url = redis.url();
-    let cards = fixtures::seed(&config, 300).await;
-    let backend = TestBackend::start(config).await;
+    let OnRedis {
+        mut redis,
+        cards,
+        backend,
+        ..
+    } = on_redis().await;
     let mut client = backend.verification().await;
     let (valid, expired) = (first(&cards, Kind::Valid), first(&cards, Kind::Expired));
-    eventually("the backend to use redis", async || {
-        backend.http_get("/health").await.1.contains("\"redis\"")
-    })
-    .await;
     client
         .check_coverage(by_citizen("r1", valid))
         .await
@@ -208,18 +227,14 @@ async fn concurrent_misses_make_one_source_query() {
 
 #[tokio::test]
 async fn an_import_invalidates_the_cached_answers_it_changes() {
-    let redis = support::RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = app::config(dir.path());
-    config.cache.redis_url = redis.url();
-    let cards = fixtures::seed(&config, 300).await;
-    let backend = TestBackend::start(config.clone()).await;
+    let OnRedis {
+        redis,
+        dir,
+        cards,
+        backend,
+    } = on_redis().await;
     let mut client = backend.verification().await;
     let valid = first(&cards, Kind::Valid);
-    eventually("the backend to use redis", async || {
-        backend.http_get("/health").await.1.contains("\"redis\"")
-    })
-    .await;
     client
         .check_coverage(by_citizen("before-1", valid))
         .await
