@@ -6,8 +6,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod aa;
 pub mod apdu;
 pub mod bac;
+pub mod ca;
 pub mod cccd;
 pub mod crypto;
 pub mod lds;

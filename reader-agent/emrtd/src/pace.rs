@@ -18,7 +18,7 @@
 //! with the status word, so the caller can fall back to BAC.
 
 mod card_access;
-mod ec;
+pub(crate) mod ec;
 
 use std::fmt;
 

@@ -140,6 +140,11 @@ impl<T: Transport> Reader<T> {
         self.channel = Some(channel);
     }
 
+    /// Drops the secure channel, e.g. after Chip Authentication's keys were not confirmed.
+    pub fn close_channel(&mut self) {
+        self.channel = None;
+    }
+
     /// Selects EF.CardAccess by file id (no master-file select: a CCCD answers that 6D00) and reads
     /// it in plain. `None` when the card has no such file.
     pub fn read_card_access(&mut self) -> Result<Option<Vec<u8>>, ReadError> {

@@ -10,12 +10,16 @@
 //! PACE's card side lives in `virtual_card::pace` (owned by the PACE work) and plugs in through
 //! [`CardPace`].
 
+pub mod aa;
 pub mod bac;
+pub mod ca;
 pub mod files;
 pub mod pace;
 pub mod sm;
 
 use crate::crypto::SessionKeys;
+use aa::VirtualAa;
+use ca::VirtualCa;
 use crate::transport::{Transport, TransportError};
 use bac::{BacAnswer, CardBac};
 pub use files::FileSystem;
@@ -110,6 +114,10 @@ pub struct VirtualCard {
     files: FileSystem,
     bac: Option<CardBac>,
     pace: Option<Box<dyn CardPace>>,
+    aa: Option<VirtualAa>,
+    ca: Option<VirtualCa>,
+    /// Keys agreed by Chip Authentication, in force after the answer that agreed them.
+    next_session: Option<CardSession>,
     limits: Limits,
     faults: Faults,
     df: Df,
@@ -125,6 +133,9 @@ impl VirtualCard {
             files,
             bac: None,
             pace: None,
+            aa: None,
+            ca: None,
+            next_session: None,
             limits: Limits::default(),
             faults: Faults::default(),
             df: Df::Master,
@@ -144,6 +155,19 @@ impl VirtualCard {
     /// Enables PACE with the given card side.
     pub fn with_pace(mut self, pace: Box<dyn CardPace>) -> Self {
         self.pace = Some(pace);
+        self
+    }
+
+    /// Enables Active Authentication (INTERNAL AUTHENTICATE) with this key. Its DG15 and DG14
+    /// are not added to the files: tests decide what the card serves.
+    pub fn with_active_authentication(mut self, aa: VirtualAa) -> Self {
+        self.aa = Some(aa);
+        self
+    }
+
+    /// Enables Chip Authentication with this static key. Its DG14 is not added to the files.
+    pub fn with_chip_authentication(mut self, ca: VirtualCa) -> Self {
+        self.ca = Some(ca);
         self
     }
 
@@ -225,6 +249,9 @@ impl VirtualCard {
         };
         let mut out = session.wrap_response(&data, status, odd, corrupt);
         out.extend_from_slice(&status.to_be_bytes());
+        if let Some(next) = self.next_session.take() {
+            self.session = Some(next);
+        }
         out
     }
 
@@ -235,7 +262,12 @@ impl VirtualCard {
             0xB0 | 0xB1 => self.read_binary(cmd, extended),
             0x84 => self.get_challenge(cmd),
             0x82 => self.external_authenticate(cmd),
+            // Under secure messaging these are Chip Authentication's; in plain, PACE's.
+            0x22 | 0x86 if self.ca.is_some() && self.session.is_some() => {
+                self.chip_authentication(cmd)
+            }
             0x22 | 0x86 => self.pace(cmd),
+            0x88 => self.internal_authenticate(cmd),
             _ => (Vec::new(), 0x6D00),
         }
     }
@@ -390,6 +422,39 @@ impl VirtualCard {
             BacAnswer::Refused => (Vec::new(), 0x6300),
             BacAnswer::Error(status) => (Vec::new(), status),
         }
+    }
+
+    /// INTERNAL AUTHENTICATE: an 8-byte challenge, signed only inside the application and under
+    /// secure messaging.
+    fn internal_authenticate(&mut self, cmd: &PlainCommand<'_>) -> (Vec<u8>, u16) {
+        let Some(aa) = self.aa.as_ref() else {
+            return (Vec::new(), 0x6D00);
+        };
+        if (cmd.p1, cmd.p2) != (0, 0) {
+            return (Vec::new(), 0x6A86);
+        }
+        if self.df != Df::Application || self.session.is_none() {
+            return (Vec::new(), 0x6982);
+        }
+        if cmd.data.len() != 8 {
+            return (Vec::new(), 0x6700);
+        }
+        match aa.sign(cmd.data) {
+            Ok(signature) => (signature, 0x9000),
+            Err(status) => (Vec::new(), status),
+        }
+    }
+
+    fn chip_authentication(&mut self, cmd: &PlainCommand<'_>) -> (Vec<u8>, u16) {
+        let Some(ca) = self.ca.as_mut() else {
+            return (Vec::new(), 0x6D00);
+        };
+        let (data, status, keys) = ca.process(cmd);
+        if let Some(keys) = keys {
+            let ssc = vec![0; keys.cipher.block_size()];
+            self.next_session = Some(CardSession::new(keys, ssc));
+        }
+        (data, status)
     }
 
     fn pace(&mut self, cmd: &PlainCommand<'_>) -> (Vec<u8>, u16) {

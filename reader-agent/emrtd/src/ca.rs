@@ -1,0 +1,282 @@
+//! Chip Authentication, the terminal's side (ICAO 9303-11, 6.2), ECDH: the terminal sends an
+//! ephemeral public key, both sides compute the shared point with the chip's static key from DG14,
+//! and secure messaging restarts under keys derived from its x-coordinate (counter zero).
+//!
+//! Only a chip holding DG14's private key reaches the same keys, so a clone that copied DG14 is
+//! caught by the secure messaging itself: the command sent under the new keys fails its MAC
+//! check on the clone (it answers 69 88) or the clone's answer fails the terminal's. This module
+//! sends that command at once (SELECT of the application) and reports Chip Authentication only
+//! when its protected answer verifies. The proof convinces this terminal alone (nothing a third
+//! party can check later; Active Authentication gives that), and it proves the chip is genuine
+//! only once passive authentication has shown DG14 itself was signed by the issuer.
+//!
+//! Commands, both under the current secure channel: AES suites use MSE:Set AT (00 22 41 A4,
+//! DO80 protocol, DO84 key id) and GENERAL AUTHENTICATE (00 86 00 00, `7C { 80 key }`, answer
+//! `7C 00`); the 3DES suite of version 1 uses MSE:Set KAT (00 22 41 A6, DO91 key, DO84 key id).
+
+use der::asn1::{AnyRef, ObjectIdentifier};
+use der::{Decode, Encode, Tag, TagNumber};
+use spki::SubjectPublicKeyInfoRef;
+
+use crate::apdu::{ApduError, CommandApdu, StatusWord};
+use crate::crypto::{Cipher, SessionKeys};
+use crate::lds::dg14::{Dg14, ID_CA_ECDH, ID_PK_ECDH, is_under};
+use crate::pace::DomainCurve;
+use crate::pace::ec::{self, EcError};
+use crate::reader::{ReadError, Reader};
+use crate::sm::SecureChannel;
+use crate::stats::Phase;
+use crate::transport::Transport;
+
+/// id-ecPublicKey.
+const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+/// Named curves a Chip Authentication key may name.
+const NAMED_CURVES: [(&str, DomainCurve); 3] = [
+    ("1.2.840.10045.3.1.7", DomainCurve::NistP256),
+    ("1.3.36.3.3.2.8.1.1.7", DomainCurve::BrainpoolP256r1),
+    ("1.3.36.3.3.2.8.1.1.11", DomainCurve::BrainpoolP384r1),
+];
+
+/// Why Chip Authentication did not complete.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaError {
+    /// DG14 offers no ECDH Chip Authentication this library runs (DH, or an unknown suite).
+    #[error("DG14 offers no supported Chip Authentication")]
+    Unsupported,
+    /// DG14 lists several keys or protocols and none pairs up unambiguously.
+    #[error("DG14's Chip Authentication infos are ambiguous")]
+    Ambiguous,
+    /// The chip's key gives its curve by explicit parameters: the caller must match them to a
+    /// known curve (`cccd-authenticity` matches explicit parameters field by field) and use
+    /// [`CaParams::from_dg14_on`].
+    #[error("Chip Authentication key has explicit curve parameters")]
+    ExplicitParameters,
+    /// The chip's key is malformed or not a point on its curve.
+    #[error("Chip Authentication key is not a valid point")]
+    InvalidKey,
+    /// The card refused a step with this status word.
+    #[error("card refused Chip Authentication ({0})")]
+    Refused(StatusWord),
+    /// The card's answer to GENERAL AUTHENTICATE is not `7C 00`.
+    #[error("malformed Chip Authentication response")]
+    MalformedResponse,
+    /// The first exchange under the new keys failed: the chip does not hold DG14's private key
+    /// (a clone), or the answer was forged. The channel is closed.
+    #[error("chip failed Chip Authentication: {0}")]
+    NotAuthenticated(ReadError),
+    /// An exchange before the key switch failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The operating system's random number generator failed.
+    #[error("random number generator unavailable")]
+    Random,
+}
+
+impl From<ApduError> for CaError {
+    fn from(e: ApduError) -> Self {
+        CaError::Read(e.into())
+    }
+}
+
+impl From<EcError> for CaError {
+    fn from(e: EcError) -> Self {
+        match e {
+            EcError::Random => CaError::Random,
+            _ => CaError::InvalidKey,
+        }
+    }
+}
+
+/// What Chip Authentication ran with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaParams {
+    /// id-CA-ECDH-* (cipher and MAC of the new channel).
+    pub protocol: ObjectIdentifier,
+    pub version: u8,
+    pub cipher: Cipher,
+    pub curve: DomainCurve,
+    /// The chip's static public point (uncompressed).
+    pub chip_key: Vec<u8>,
+    pub key_id: Option<u32>,
+}
+
+/// The cipher an id-CA-ECDH-* protocol names (last arc: 1 3DES, 2..4 AES-128/192/256).
+fn cipher_of(protocol: &ObjectIdentifier) -> Option<Cipher> {
+    if !is_under(protocol, &ID_CA_ECDH) {
+        return None;
+    }
+    Some(match protocol.as_bytes().last()? {
+        1 => Cipher::TripleDes,
+        2 => Cipher::Aes128,
+        3 => Cipher::Aes192,
+        4 => Cipher::Aes256,
+        _ => return None,
+    })
+    .filter(|_| protocol.as_bytes().len() == ID_CA_ECDH.as_bytes().len() + 1)
+}
+
+impl CaParams {
+    /// The ECDH Chip Authentication DG14 offers, its key on a named curve.
+    pub fn from_dg14(dg14: &Dg14<'_>) -> Result<Self, CaError> {
+        Self::pick(dg14, None)
+    }
+
+    /// As [`CaParams::from_dg14`], the key's curve being `curve` (matched by the caller from
+    /// explicit parameters). A named curve that differs from `curve` is refused.
+    pub fn from_dg14_on(dg14: &Dg14<'_>, curve: DomainCurve) -> Result<Self, CaError> {
+        Self::pick(dg14, Some(curve))
+    }
+
+    fn pick(dg14: &Dg14<'_>, given: Option<DomainCurve>) -> Result<Self, CaError> {
+        let infos: Vec<_> = dg14
+            .chip_authentication()
+            .filter_map(|i| cipher_of(&i.protocol).map(|c| (i, c)))
+            .collect();
+        let keys: Vec<_> = dg14
+            .chip_authentication_keys()
+            .filter(|k| k.protocol == ID_PK_ECDH)
+            .collect();
+        // Pair an info with a key: by key id, or the only key when the info names none.
+        let keys = &keys;
+        let mut pairs = infos.iter().flat_map(|(info, cipher)| {
+            keys.iter()
+                .filter(move |k| {
+                    k.key_id == info.key_id || (keys.len() == 1 && info.key_id.is_none())
+                })
+                .map(move |k| (*info, *cipher, *k))
+        });
+        let (info, cipher, key) = pairs.next().ok_or(CaError::Unsupported)?;
+        if pairs.next().is_some() {
+            return Err(CaError::Ambiguous);
+        }
+        let spki = SubjectPublicKeyInfoRef::from_der(key.public_key_info)
+            .map_err(|_| CaError::InvalidKey)?;
+        if spki.algorithm.oid != ID_EC_PUBLIC_KEY {
+            return Err(CaError::Unsupported);
+        }
+        let named = spki
+            .algorithm
+            .parameters
+            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+        let curve = match (named, given) {
+            (Some(oid), given) => {
+                let curve = NAMED_CURVES
+                    .iter()
+                    .find(|(s, _)| ObjectIdentifier::new(s).is_ok_and(|o| o == oid))
+                    .map(|(_, c)| *c)
+                    .ok_or(CaError::Unsupported)?;
+                if given.is_some_and(|g| g != curve) {
+                    return Err(CaError::InvalidKey);
+                }
+                curve
+            }
+            (None, Some(curve)) => curve,
+            (None, None) => return Err(CaError::ExplicitParameters),
+        };
+        let point = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or(CaError::InvalidKey)?;
+        ec::validate(curve, point)?;
+        Ok(CaParams {
+            protocol: info.protocol,
+            version: info.version,
+            cipher,
+            curve,
+            chip_key: point.to_vec(),
+            key_id: info.key_id.or(key.key_id),
+        })
+    }
+}
+
+/// Runs Chip Authentication over the reader's open secure channel and, on success, leaves the
+/// reader on the new channel. Returns the parameters it ran with, for the agent to show "chip
+/// authenticated (CA)". The application must be selected.
+pub fn chip_authenticate<T: Transport>(
+    reader: &mut Reader<T>,
+    params: &CaParams,
+) -> Result<CaParams, CaError> {
+    if !reader.is_secure() {
+        return Err(ReadError::NoSecureChannel.into());
+    }
+    let curve = params.curve;
+    ec::validate(curve, &params.chip_key)?;
+    let sk = ec::random_scalar(curve)?;
+    let pk = ec::multiply(curve, &sk, None)?;
+    let key_id = params.key_id.map(key_reference);
+
+    if params.cipher == Cipher::TripleDes {
+        let mut data = object(context(0x11), &pk)?;
+        if let Some(id) = &key_id {
+            data.extend(object(context(4), id)?);
+        }
+        let kat = CommandApdu::new(0x00, 0x22, 0x41, 0xA6).with_data(data);
+        let response = reader.exchange(&kat, Phase::Authentication)?;
+        if !response.sw.is_success() {
+            return Err(CaError::Refused(response.sw));
+        }
+    } else {
+        let mut data = object(context(0), params.protocol.as_bytes())?;
+        if let Some(id) = &key_id {
+            data.extend(object(context(4), id)?);
+        }
+        let set_at = CommandApdu::new(0x00, 0x22, 0x41, 0xA4).with_data(data);
+        let response = reader.exchange(&set_at, Phase::Authentication)?;
+        if !response.sw.is_success() {
+            return Err(CaError::Refused(response.sw));
+        }
+        let dynamic = object(application(28), &object(context(0), &pk)?)?;
+        let general_authenticate = CommandApdu::new(0x00, 0x86, 0x00, 0x00)
+            .with_data(dynamic)
+            .with_le(256);
+        let response = reader.exchange(&general_authenticate, Phase::Authentication)?;
+        if !response.sw.is_success() {
+            return Err(CaError::Refused(response.sw));
+        }
+        if response.data != [0x7C, 0x00] {
+            return Err(CaError::MalformedResponse);
+        }
+    }
+
+    let shared = ec::multiply(curve, &sk, Some(&params.chip_key))?;
+    let keys = SessionKeys::derive(params.cipher, ec::x_coordinate(curve, &shared)?);
+    let ssc = vec![0; params.cipher.block_size()];
+    let channel = SecureChannel::new(keys, &ssc).map_err(|_| CaError::MalformedResponse)?;
+    reader.set_channel(channel);
+    // The proof: the first exchange under the new keys must verify both ways.
+    match reader.select_application() {
+        Ok(()) => Ok(params.clone()),
+        Err(e) => {
+            reader.close_channel();
+            Err(CaError::NotAuthenticated(e))
+        }
+    }
+}
+
+/// A key id as the shortest big-endian integer (DO84 content).
+fn key_reference(id: u32) -> Vec<u8> {
+    let bytes = id.to_be_bytes();
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(3);
+    bytes[start..].to_vec()
+}
+
+fn object(tag: Tag, value: &[u8]) -> Result<Vec<u8>, CaError> {
+    AnyRef::new(tag, value)
+        .and_then(|a| a.to_der())
+        .map_err(|_| CaError::MalformedResponse)
+}
+
+const fn context(number: u32) -> Tag {
+    Tag::ContextSpecific {
+        constructed: false,
+        number: TagNumber(number),
+    }
+}
+
+const fn application(number: u32) -> Tag {
+    Tag::Application {
+        constructed: true,
+        number: TagNumber(number),
+    }
+}
