@@ -5,6 +5,7 @@
 //! certificate's bytes as received so later signature checks run over the original TBS bytes.
 #![forbid(unsafe_code)]
 
+pub mod active;
 pub mod masterlist;
 pub mod trust;
 pub mod verify;
