@@ -250,7 +250,7 @@ pub(crate) fn recover_9796_2(
     }
     let s = BoxedUint::from_be_slice(signature, key.n_bits_precision())
         .map_err(|_| ActiveAuthError::SignatureOutOfRange)?;
-    if bool::from(s.is_zero()) || &s >= key.n().as_ref() {
+    if bool::from(s.is_zero()) || s >= *key.n().as_ref() {
         return Err(ActiveAuthError::SignatureOutOfRange);
     }
     let j = rsa::hazmat::rsa_encrypt(key, &s).map_err(|_| ActiveAuthError::SignatureOutOfRange)?;
@@ -365,15 +365,17 @@ mod tests {
     /// DG15 around the key's SubjectPublicKeyInfo, built from n and e with DER integers.
     fn dg15_of(key: &RsaPrivateKey) -> Vec<u8> {
         use der::Encode;
-        let n = der::asn1::UintRef::new(&key.n_bytes()).unwrap().to_der().unwrap();
-        let e = der::asn1::UintRef::new(&key.e_bytes()).unwrap().to_der().unwrap();
+        let n = der::asn1::UintRef::new(&key.n_bytes())
+            .unwrap()
+            .to_der()
+            .unwrap();
+        let e = der::asn1::UintRef::new(&key.e_bytes())
+            .unwrap()
+            .to_der()
+            .unwrap();
         let rsa_key = emrtd::tlv::encoded(emrtd::tlv::Tag::new(0x30), &[n, e].concat());
-        let spki = build::public_key_info(
-            dg15::RSA_ENCRYPTION,
-            Some(&[0x05, 0x00]),
-            &rsa_key,
-        )
-        .unwrap();
+        let spki =
+            build::public_key_info(dg15::RSA_ENCRYPTION, Some(&[0x05, 0x00]), &rsa_key).unwrap();
         build::dg15(&spki)
     }
 

@@ -45,21 +45,34 @@ fn under_secure_messaging_it_signs_and_checks_its_input() {
     assert_eq!(signature.len(), 64);
     // Two answers to one challenge differ only if the card is randomised; ECDSA here is
     // deterministic (RFC 6979), so the same challenge gives the same answer and another one not.
-    assert_eq!(aa::internal_authenticate(&mut reader, &[1; 8]).unwrap(), signature);
-    assert_ne!(aa::internal_authenticate(&mut reader, &[2; 8]).unwrap(), signature);
+    assert_eq!(
+        aa::internal_authenticate(&mut reader, &[1; 8]).unwrap(),
+        signature
+    );
+    assert_ne!(
+        aa::internal_authenticate(&mut reader, &[2; 8]).unwrap(),
+        signature
+    );
     // A challenge of the wrong length and wrong parameters, sent through the channel.
     use emrtd::apdu::CommandApdu;
     use emrtd::stats::Phase;
-    let short = CommandApdu::new(0, 0x88, 0, 0).with_data(vec![1; 7]).with_le(256);
+    let short = CommandApdu::new(0, 0x88, 0, 0)
+        .with_data(vec![1; 7])
+        .with_le(256);
     assert_eq!(
         reader.exchange(&short, Phase::Authentication).unwrap().sw,
         StatusWord(0x6700)
     );
-    let p1 = CommandApdu::new(0, 0x88, 1, 0).with_data(vec![1; 8]).with_le(256);
+    let p1 = CommandApdu::new(0, 0x88, 1, 0)
+        .with_data(vec![1; 8])
+        .with_le(256);
     assert_eq!(
         reader.exchange(&p1, Phase::Authentication).unwrap().sw,
         StatusWord(0x6A86)
     );
     // The reader's own challenges are fresh.
-    assert_ne!(aa::fresh_challenge().unwrap(), aa::fresh_challenge().unwrap());
+    assert_ne!(
+        aa::fresh_challenge().unwrap(),
+        aa::fresh_challenge().unwrap()
+    );
 }

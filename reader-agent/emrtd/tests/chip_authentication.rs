@@ -65,8 +65,8 @@ fn every_suite_switches_to_working_keys() {
             let chip = VirtualCa::new(cipher, curve);
             let dg14 = chip.dg14().to_vec();
             let mut reader = open(card(chip, &dg14));
-            let result = authenticate(&mut reader)
-                .unwrap_or_else(|e| panic!("{cipher:?} {curve:?}: {e}"));
+            let result =
+                authenticate(&mut reader).unwrap_or_else(|e| panic!("{cipher:?} {curve:?}: {e}"));
             assert_eq!((result.cipher, result.curve), (cipher, curve));
             // The new channel carries reads.
             assert!(reader.is_secure());
@@ -151,7 +151,10 @@ fn dg14_without_a_usable_offer() {
     let explicit = explicit_key_info();
     let bytes = build::dg14(&explicit, None);
     let parsed = dg14::parse(&bytes).unwrap();
-    assert_eq!(CaParams::from_dg14(&parsed), Err(CaError::ExplicitParameters));
+    assert_eq!(
+        CaParams::from_dg14(&parsed),
+        Err(CaError::ExplicitParameters)
+    );
     // Named, the point is still checked against that curve (this one is not on it).
     assert_eq!(
         CaParams::from_dg14_on(&parsed, DomainCurve::BrainpoolP256r1),
@@ -179,12 +182,7 @@ fn explicit_key_info() -> Vec<u8> {
     let parameters = [0x30, 0x03, 0x02, 0x01, 0x01];
     let mut point = vec![0x04];
     point.extend([0x11; 64]);
-    build::public_key_info(
-        dg15_ec_public_key(),
-        Some(&parameters),
-        &point,
-    )
-    .unwrap()
+    build::public_key_info(dg15_ec_public_key(), Some(&parameters), &point).unwrap()
 }
 
 fn dg15_ec_public_key() -> der::asn1::ObjectIdentifier {

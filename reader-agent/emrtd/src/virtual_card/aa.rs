@@ -169,8 +169,9 @@ impl VirtualAa {
     pub(crate) fn sign(&self, challenge: &[u8]) -> Result<Vec<u8>, u16> {
         match &self.key {
             Key::Ecdsa { key, hash } => {
-                let signature: p256::ecdsa::Signature =
-                    key.sign_prehash(&hash.digest(challenge)).map_err(|_| 0x6F00u16)?;
+                let signature: p256::ecdsa::Signature = key
+                    .sign_prehash(&hash.digest(challenge))
+                    .map_err(|_| 0x6F00u16)?;
                 Ok(signature.to_bytes().to_vec())
             }
             Key::Rsa(key) => sign_9796_2(key, challenge),
@@ -192,9 +193,15 @@ fn sign_9796_2(key: &RsaPrivateKey, challenge: &[u8]) -> Result<Vec<u8>, u16> {
     let mut representative = Vec::with_capacity(len);
     representative.push(0x6A);
     representative.extend_from_slice(&m1);
-    representative.extend_from_slice(&Sha1::new().chain_update(&m1).chain_update(challenge).finalize());
+    representative.extend_from_slice(
+        &Sha1::new()
+            .chain_update(&m1)
+            .chain_update(challenge)
+            .finalize(),
+    );
     representative.push(0xBC);
-    let f = BoxedUint::from_be_slice(&representative, key.n_bits_precision()).map_err(|_| 0x6F00u16)?;
+    let f =
+        BoxedUint::from_be_slice(&representative, key.n_bits_precision()).map_err(|_| 0x6F00u16)?;
     let s = rsa::hazmat::rsa_decrypt_and_check(key, Some(&mut system_rng()), &f)
         .map_err(|_| 0x6F00u16)?;
     let bytes = s.to_be_bytes();
@@ -205,8 +212,14 @@ fn sign_9796_2(key: &RsaPrivateKey, challenge: &[u8]) -> Result<Vec<u8>, u16> {
 fn rsa_public_key_info(key: &RsaPrivateKey) -> Vec<u8> {
     let n = key.n_bytes();
     let e = key.e_bytes();
-    let mut body = UintRef::new(&n).and_then(|n| n.to_der()).unwrap_or_default();
-    body.extend(UintRef::new(&e).and_then(|e| e.to_der()).unwrap_or_default());
+    let mut body = UintRef::new(&n)
+        .and_then(|n| n.to_der())
+        .unwrap_or_default();
+    body.extend(
+        UintRef::new(&e)
+            .and_then(|e| e.to_der())
+            .unwrap_or_default(),
+    );
     let rsa_key = tlv::encoded(Tag::new(0x30), &body);
     build::public_key_info(RSA_ENCRYPTION, Some(&[0x05, 0x00]), &rsa_key)
         .expect("RSA key info encodes")

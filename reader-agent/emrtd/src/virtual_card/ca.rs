@@ -178,7 +178,9 @@ impl VirtualCa {
             (0x22, 0x41, 0xA4) => {
                 let objects = objects(cmd.data)?;
                 let named = objects.iter().find(|(t, _)| *t == 0x80).map(|(_, v)| *v);
-                if named != Some(protocol(self.cipher).as_bytes()) || self.cipher == Cipher::TripleDes {
+                if named != Some(protocol(self.cipher).as_bytes())
+                    || self.cipher == Cipher::TripleDes
+                {
                     return Err(WRONG_DATA);
                 }
                 self.armed = true;

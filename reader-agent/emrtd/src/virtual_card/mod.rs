@@ -18,10 +18,10 @@ pub mod pace;
 pub mod sm;
 
 use crate::crypto::SessionKeys;
-use aa::VirtualAa;
-use ca::VirtualCa;
 use crate::transport::{Transport, TransportError};
+use aa::VirtualAa;
 use bac::{BacAnswer, CardBac};
+use ca::VirtualCa;
 pub use files::FileSystem;
 use sm::CardSession;
 
