@@ -557,4 +557,66 @@ mod tests {
             Err(ActiveAuthError::UnsupportedAlgorithm(ripemd))
         );
     }
+
+    #[test]
+    fn ecdsa_on_p384_with_the_hash_dg14_names() {
+        use der::Encode;
+        use ecdsa::signature::hazmat::PrehashSigner;
+        let sk = p384::ecdsa::SigningKey::from_slice(&[7u8; 48]).unwrap();
+        let point = sk.verifying_key().to_sec1_point(false);
+        let curve = ObjectIdentifier::new_unwrap("1.3.132.0.34")
+            .to_der()
+            .unwrap();
+        let spki =
+            build::public_key_info(dg15::EC_PUBLIC_KEY, Some(&curve), point.as_bytes()).unwrap();
+        let dg15 = build::dg15(&spki);
+        let sign = |hash: AaHash| -> Vec<u8> {
+            let signature: p384::ecdsa::Signature =
+                sk.sign_prehash(&hash.digest(&[&CHALLENGE])).unwrap();
+            signature.to_bytes().to_vec()
+        };
+        let plain_384 = emrtd::virtual_card::aa::dg14_aa_only(ObjectIdentifier::new_unwrap(
+            "0.4.0.127.0.7.1.1.4.1.4",
+        ));
+        let x962_256 = emrtd::virtual_card::aa::dg14_aa_only(ObjectIdentifier::new_unwrap(
+            "1.2.840.10045.4.3.2",
+        ));
+        assert_eq!(
+            verify_active_authentication(
+                &dg15,
+                Some(&plain_384),
+                &CHALLENGE,
+                &sign(AaHash::Sha384)
+            ),
+            Ok(ActiveAuthentication::Ecdsa {
+                curve: NamedCurve::P384,
+                hash: AaHash::Sha384
+            })
+        );
+        assert_eq!(
+            verify_active_authentication(&dg15, Some(&x962_256), &CHALLENGE, &sign(AaHash::Sha256)),
+            Ok(ActiveAuthentication::Ecdsa {
+                curve: NamedCurve::P384,
+                hash: AaHash::Sha256
+            })
+        );
+        // Signed over SHA-256 while DG14 names SHA-384: the hash is DG14's, so it fails.
+        assert_eq!(
+            verify_active_authentication(
+                &dg15,
+                Some(&plain_384),
+                &CHALLENGE,
+                &sign(AaHash::Sha256)
+            ),
+            Err(ActiveAuthError::BadSignature)
+        );
+        // A P-256-sized signature for a P-384 key.
+        assert_eq!(
+            verify_active_authentication(&dg15, Some(&plain_384), &CHALLENGE, &[1; 64]),
+            Err(ActiveAuthError::SignatureLength {
+                expected: 96,
+                actual: 64
+            })
+        );
+    }
 }

@@ -44,9 +44,6 @@ pub enum CaError {
     /// DG14 offers no ECDH Chip Authentication this library runs (DH, or an unknown suite).
     #[error("DG14 offers no supported Chip Authentication")]
     Unsupported,
-    /// DG14 lists several keys or protocols and none pairs up unambiguously.
-    #[error("DG14's Chip Authentication infos are ambiguous")]
-    Ambiguous,
     /// The chip's key gives its curve by explicit parameters: the caller must match them to a
     /// known curve (`cccd-authenticity` matches explicit parameters field by field) and use
     /// [`CaParams::from_dg14_on`].
@@ -101,6 +98,19 @@ pub struct CaParams {
     pub key_id: Option<u32>,
 }
 
+/// What the agent shows: "chip authenticated (CA, AES-128, BrainpoolP256r1)".
+impl std::fmt::Display for CaParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cipher = match self.cipher {
+            Cipher::TripleDes => "3DES",
+            Cipher::Aes128 => "AES-128",
+            Cipher::Aes192 => "AES-192",
+            Cipher::Aes256 => "AES-256",
+        };
+        write!(f, "chip authenticated (CA, {cipher}, {:?})", self.curve)
+    }
+}
+
 /// The cipher an id-CA-ECDH-* protocol names (last arc: 1 3DES, 2..4 AES-128/192/256).
 fn cipher_of(protocol: &ObjectIdentifier) -> Option<Cipher> {
     if !is_under(protocol, &ID_CA_ECDH) {
@@ -137,19 +147,22 @@ impl CaParams {
             .chip_authentication_keys()
             .filter(|k| k.protocol == ID_PK_ECDH)
             .collect();
-        // Pair an info with a key: by key id, or the only key when the info names none.
+        // Pair an info with a key: by key id, or the only key when the info names none. Where
+        // several pairs exist (a chip may offer more than one key), the strongest cipher wins,
+        // the first listed on a tie: refusing a choice would refuse a genuine chip.
         let keys = &keys;
-        let mut pairs = infos.iter().flat_map(|(info, cipher)| {
-            keys.iter()
-                .filter(move |k| {
-                    k.key_id == info.key_id || (keys.len() == 1 && info.key_id.is_none())
-                })
-                .map(move |k| (*info, *cipher, *k))
-        });
-        let (info, cipher, key) = pairs.next().ok_or(CaError::Unsupported)?;
-        if pairs.next().is_some() {
-            return Err(CaError::Ambiguous);
-        }
+        let (info, cipher, key) = infos
+            .iter()
+            .flat_map(|(info, cipher)| {
+                keys.iter()
+                    .filter(move |k| {
+                        k.key_id == info.key_id || (keys.len() == 1 && info.key_id.is_none())
+                    })
+                    .map(move |k| (*info, *cipher, *k))
+            })
+            .rev()
+            .max_by_key(|(_, cipher, _)| strength(*cipher))
+            .ok_or(CaError::Unsupported)?;
         let spki = SubjectPublicKeyInfoRef::from_der(key.public_key_info)
             .map_err(|_| CaError::InvalidKey)?;
         if spki.algorithm.oid != ID_EC_PUBLIC_KEY {
@@ -254,6 +267,16 @@ pub fn chip_authenticate<T: Transport>(
     }
 }
 
+/// Preference among offered suites.
+fn strength(cipher: Cipher) -> u8 {
+    match cipher {
+        Cipher::TripleDes => 0,
+        Cipher::Aes128 => 1,
+        Cipher::Aes192 => 2,
+        Cipher::Aes256 => 3,
+    }
+}
+
 /// A key id as the shortest big-endian integer (DO84 content).
 fn key_reference(id: u32) -> Vec<u8> {
     let bytes = id.to_be_bytes();
@@ -278,5 +301,79 @@ const fn application(number: u32) -> Tag {
     Tag::Application {
         constructed: true,
         number: TagNumber(number),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lds::{build, dg14};
+    use crate::tlv;
+
+    /// A valid point on brainpoolP256r1 in a named-curve key info.
+    fn key_info() -> Vec<u8> {
+        let point = ec::multiply(DomainCurve::BrainpoolP256r1, &[7], None).unwrap();
+        let curve = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.7")
+            .to_der()
+            .unwrap();
+        build::public_key_info(ID_EC_PUBLIC_KEY, Some(&curve), &point).unwrap()
+    }
+
+    fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
+        tlv::encoded(tlv::Tag::new(0x30), &parts.concat())
+    }
+
+    fn oid(s: &str) -> Vec<u8> {
+        ObjectIdentifier::new_unwrap(s).to_der().unwrap()
+    }
+
+    fn int(n: u32) -> Vec<u8> {
+        n.to_der().unwrap()
+    }
+
+    #[test]
+    fn two_keys_with_ids_pair_by_id_and_the_stronger_suite_wins() {
+        let infos = [
+            seq(&[oid("0.4.0.127.0.7.2.2.3.2.2"), int(1), int(1)]),
+            seq(&[oid("0.4.0.127.0.7.2.2.3.2.4"), int(1), int(2)]),
+            seq(&[ID_PK_ECDH.to_der().unwrap(), key_info(), int(1)]),
+            seq(&[ID_PK_ECDH.to_der().unwrap(), key_info(), int(2)]),
+            // A DH offer is not run.
+            seq(&[oid("0.4.0.127.0.7.2.2.3.1.2"), int(1), int(3)]),
+        ];
+        let bytes = tlv::encoded(
+            dg14::DG14_TAG,
+            &tlv::encoded(tlv::Tag::new(0x31), &infos.concat()),
+        );
+        let parsed = dg14::parse(&bytes).unwrap();
+        let params = CaParams::from_dg14(&parsed).unwrap();
+        assert_eq!((params.cipher, params.key_id), (Cipher::Aes256, Some(2)));
+        assert_eq!(
+            params.to_string(),
+            "chip authenticated (CA, AES-256, BrainpoolP256r1)"
+        );
+        assert_eq!(key_reference(2), [2]);
+        assert_eq!(key_reference(0x0102), [1, 2]);
+        assert_eq!(key_reference(0), [0]);
+    }
+
+    #[test]
+    fn unknown_suites_are_not_offers() {
+        assert_eq!(
+            cipher_of(&ObjectIdentifier::new_unwrap("0.4.0.127.0.7.2.2.3.2.5")),
+            None
+        );
+        assert_eq!(
+            cipher_of(&ObjectIdentifier::new_unwrap("0.4.0.127.0.7.2.2.3.2.2.1")),
+            None
+        );
+        assert_eq!(
+            cipher_of(&ObjectIdentifier::new_unwrap("0.4.0.127.0.7.2.2.3.1.2")),
+            None
+        );
+        assert_eq!(
+            cipher_of(&ObjectIdentifier::new_unwrap("0.4.0.127.0.7.2.2.3.2.1")),
+            Some(Cipher::TripleDes)
+        );
     }
 }
