@@ -619,4 +619,45 @@ mod tests {
             })
         );
     }
+
+    /// brainpoolP256r1, the CCCD's curve: signed with a fixed nonce through ecdsa's hazmat
+    /// signer (no RFC 6979 digest is wired for brainpool here).
+    #[test]
+    fn ecdsa_on_brainpool_p256() {
+        use der::Encode;
+        type Bp = bp256::BrainpoolP256r1;
+        let sk = ecdsa::SigningKey::<Bp>::from_slice(&[9u8; 32]).unwrap();
+        let k = ecdsa::SigningKey::<Bp>::from_slice(&[0x33u8; 32]).unwrap();
+        let point = sk.verifying_key().to_sec1_point(false);
+        let curve = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.7")
+            .to_der()
+            .unwrap();
+        let spki =
+            build::public_key_info(dg15::EC_PUBLIC_KEY, Some(&curve), point.as_bytes()).unwrap();
+        let dg15 = build::dg15(&spki);
+        let dg14 = build::dg14(
+            &spki,
+            Some(ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2")),
+        );
+        let (signature, _) = ecdsa::hazmat::sign_prehashed::<Bp>(
+            sk.as_nonzero_scalar(),
+            k.as_nonzero_scalar(),
+            &AaHash::Sha256.digest(&[&CHALLENGE]),
+        )
+        .unwrap();
+        let signature = signature.to_bytes();
+        assert_eq!(
+            verify_active_authentication(&dg15, Some(&dg14), &CHALLENGE, &signature),
+            Ok(ActiveAuthentication::Ecdsa {
+                curve: NamedCurve::BrainpoolP256r1,
+                hash: AaHash::Sha256
+            })
+        );
+        let mut other = CHALLENGE;
+        other[0] ^= 1;
+        assert_eq!(
+            verify_active_authentication(&dg15, Some(&dg14), &other, &signature),
+            Err(ActiveAuthError::BadSignature)
+        );
+    }
 }
