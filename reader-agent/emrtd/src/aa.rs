@@ -10,10 +10,14 @@
 use crate::apdu::{CommandApdu, StatusWord};
 use crate::reader::{ReadError, Reader};
 use crate::stats::Phase;
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportError};
 
 /// Length of the challenge (RND.IFD).
 pub const CHALLENGE_LEN: usize = 8;
+
+/// Le for a reader without extended APDUs: the most a short protected answer can carry under
+/// AES secure messaging (3DES allows a little more). Enough for ECDSA up to P-521 and RSA-1024.
+const SHORT_LE: usize = 223;
 
 /// Why no signature came back.
 #[non_exhaustive]
@@ -52,12 +56,20 @@ pub fn internal_authenticate<T: Transport>(
     if !reader.is_secure() {
         return Err(ReadError::NoSecureChannel.into());
     }
-    // Le 256: the longest answer a short APDU names; the channel goes extended by itself when the
-    // protected answer (an RSA-2048 signature) cannot fit.
-    let command = CommandApdu::new(0x00, 0x88, 0x00, 0x00)
-        .with_data(challenge.to_vec())
-        .with_le(256);
-    let response = reader.exchange(&command, Phase::Authentication)?;
+    // Le 256 first: the channel goes extended by itself since a protected answer of up to 256
+    // bytes cannot fit a short APDU. A reader that refuses extended APDUs gets the command again
+    // with a Le whose protected answer fits (the refused one never reached the card).
+    let command = |le| {
+        CommandApdu::new(0x00, 0x88, 0x00, 0x00)
+            .with_data(challenge.to_vec())
+            .with_le(le)
+    };
+    let response = match reader.exchange(&command(256), Phase::Authentication) {
+        Err(ReadError::Transport(TransportError::Rejected)) => {
+            reader.exchange(&command(SHORT_LE), Phase::Authentication)?
+        }
+        other => other?,
+    };
     if !response.sw.is_success() {
         return Err(AaError::Refused(response.sw));
     }

@@ -76,3 +76,48 @@ fn under_secure_messaging_it_signs_and_checks_its_input() {
         aa::fresh_challenge().unwrap()
     );
 }
+
+#[test]
+fn a_reader_without_extended_apdus_still_gets_short_signatures() {
+    use emrtd::virtual_card::Limits;
+    for aa_key in [VirtualAa::ecdsa_p256(AaHash::Sha256), VirtualAa::rsa(1024)] {
+        let files = FileSystem::new().with_data_group(15, aa_key.dg15().to_vec());
+        let card = VirtualCard::new(files)
+            .with_pace(Box::new(VirtualPace::cccd(CAN)))
+            .with_active_authentication(aa_key)
+            .with_limits(Limits {
+                reader_extended: false,
+                ..Limits::default()
+            });
+        let mut reader = Reader::new(card);
+        let password = PacePassword::from_citizen_id(&CitizenId::parse(CITIZEN_ID).unwrap());
+        reader
+            .establish_with(|t, stats| pace::establish(t, &password, None, stats))
+            .unwrap();
+        reader.select_application().unwrap();
+        // Without the short retry the reader's refusal of the extended command ends it here.
+        let signature = aa::internal_authenticate(&mut reader, &[5; 8]).unwrap();
+        assert!(signature.len() == 64 || signature.len() == 128);
+        // The counters stayed in step: the channel still works.
+        assert!(reader.read_file(0x0F).is_ok());
+    }
+    // RSA-2048 cannot come back in a short APDU: the card says so (67 00).
+    let aa_key = VirtualAa::rsa(2048);
+    let card = VirtualCard::new(FileSystem::new())
+        .with_pace(Box::new(VirtualPace::cccd(CAN)))
+        .with_active_authentication(aa_key)
+        .with_limits(Limits {
+            reader_extended: false,
+            ..Limits::default()
+        });
+    let mut reader = Reader::new(card);
+    let password = PacePassword::from_citizen_id(&CitizenId::parse(CITIZEN_ID).unwrap());
+    reader
+        .establish_with(|t, stats| pace::establish(t, &password, None, stats))
+        .unwrap();
+    reader.select_application().unwrap();
+    assert_eq!(
+        aa::internal_authenticate(&mut reader, &[5; 8]),
+        Err(aa::AaError::Refused(StatusWord(0x6700)))
+    );
+}
