@@ -26,7 +26,10 @@ use crate::pace::ec::{self, EcError};
 use crate::reader::{ReadError, Reader};
 use crate::sm::SecureChannel;
 use crate::stats::Phase;
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportError};
+
+/// A Le whose protected answer fits a short APDU under every cipher.
+const SHORT_LE: usize = 223;
 
 /// id-ecPublicKey.
 const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
@@ -240,10 +243,20 @@ pub fn chip_authenticate<T: Transport>(
             return Err(CaError::Refused(response.sw));
         }
         let dynamic = object(application(28), &object(context(0), &pk)?)?;
-        let general_authenticate = CommandApdu::new(0x00, 0x86, 0x00, 0x00)
-            .with_data(dynamic)
-            .with_le(256);
-        let response = reader.exchange(&general_authenticate, Phase::Authentication)?;
+        let general_authenticate = |le| {
+            CommandApdu::new(0x00, 0x86, 0x00, 0x00)
+                .with_data(dynamic.clone())
+                .with_le(le)
+        };
+        // Le 256 makes the protected command extended; a reader that refuses extended APDUs gets
+        // it again with a short Le (the answer is two bytes; the refused command never reached
+        // the card, so the counters are in step).
+        let response = match reader.exchange(&general_authenticate(256), Phase::Authentication) {
+            Err(ReadError::Transport(TransportError::Rejected)) => {
+                reader.exchange(&general_authenticate(SHORT_LE), Phase::Authentication)?
+            }
+            other => other?,
+        };
         if !response.sw.is_success() {
             return Err(CaError::Refused(response.sw));
         }

@@ -188,3 +188,18 @@ fn explicit_key_info() -> Vec<u8> {
 fn dg15_ec_public_key() -> der::asn1::ObjectIdentifier {
     emrtd::lds::dg15::EC_PUBLIC_KEY
 }
+
+#[test]
+fn a_reader_without_extended_apdus_runs_chip_authentication() {
+    use emrtd::virtual_card::Limits;
+    let chip = VirtualCa::cccd();
+    let dg14 = chip.dg14().to_vec();
+    let card = card(chip, &dg14).with_limits(Limits {
+        reader_extended: false,
+        ..Limits::default()
+    });
+    let mut reader = open(card);
+    // Without the short retry of GENERAL AUTHENTICATE the reader refuses the extended command.
+    authenticate(&mut reader).unwrap();
+    assert_eq!(reader.read_file(0x01).unwrap(), DG1);
+}
