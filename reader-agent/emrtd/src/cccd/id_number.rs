@@ -88,7 +88,7 @@ impl CitizenId {
 
     /// Sex from the century/sex digit: even is male, odd is female.
     pub fn sex(&self) -> Sex {
-        if self.number(3..4) % 2 == 0 {
+        if self.number(3..4).is_multiple_of(2) {
             Sex::Male
         } else {
             Sex::Female
