@@ -249,7 +249,10 @@ impl VirtualCard {
         };
         let mut out = session.wrap_response(&data, status, odd, corrupt);
         out.extend_from_slice(&status.to_be_bytes());
-        if let Some(next) = self.next_session.take() {
+        // Keys agreed by this command apply from the next one, and only if it succeeded.
+        if let Some(next) = self.next_session.take()
+            && status == 0x9000
+        {
             self.session = Some(next);
         }
         out
