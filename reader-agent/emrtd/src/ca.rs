@@ -389,4 +389,20 @@ mod tests {
             Some(Cipher::TripleDes)
         );
     }
+
+    #[test]
+    fn mutated_dg14s_never_panic() {
+        let genuine = crate::virtual_card::ca::VirtualCa::cccd().dg14().to_vec();
+        assert!(CaParams::from_dg14(&dg14::parse(&genuine).unwrap()).is_ok());
+        for i in 0..genuine.len() {
+            for x in [0x01u8, 0x80, 0xFF] {
+                let mut bytes = genuine.clone();
+                bytes[i] ^= x;
+                if let Ok(parsed) = dg14::parse(&bytes) {
+                    let _ = CaParams::from_dg14(&parsed);
+                    let _ = CaParams::from_dg14_on(&parsed, DomainCurve::NistP256);
+                }
+            }
+        }
+    }
 }
