@@ -5,6 +5,11 @@
 //! certificate's bytes as received so later signature checks run over the original TBS bytes.
 #![forbid(unsafe_code)]
 
+pub mod chain;
+pub mod crl;
+pub mod curves;
 pub mod masterlist;
+pub mod passive;
+pub mod signed;
 pub mod trust;
 pub mod verify;
