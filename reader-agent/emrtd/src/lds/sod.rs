@@ -241,13 +241,7 @@ fn parse_signed_data<'a>(r: &mut SliceReader<'a>) -> Result<Sod<'a>, SodError> {
         // CRLs are not used by passive authentication here; skip them whole.
         r.tlv_bytes()?;
     }
-    let signer_infos = read_all(expect(r, Tag::Set, "signerInfos")?, |r| {
-        let mut all = Vec::new();
-        while !r.is_finished() {
-            all.push(r.sequence(parse_signer_info)?);
-        }
-        Ok(all)
-    })?;
+    let signer_infos = parse_signer_infos(expect(r, Tag::Set, "signerInfos")?)?;
     if signer_infos.is_empty() {
         return Err(SodError::NoSigner);
     }
@@ -301,6 +295,18 @@ fn parse_security_object(der: &[u8]) -> Result<LdsSecurityObject<'_>, SodError> 
         lds_version: object
             .lds_version
             .map(|v| (v.lds_version.as_str(), v.unicode_version.as_str())),
+    })
+}
+
+/// Parses the contents of a SignedData's `signerInfos` SET. Shared with other CMS SignedData
+/// (ICAO master lists) whose signatures are checked the same way.
+pub fn parse_signer_infos(set: &[u8]) -> Result<Vec<SignerInfo<'_>>, SodError> {
+    read_all(set, |r| {
+        let mut all = Vec::new();
+        while !r.is_finished() {
+            all.push(r.sequence(parse_signer_info)?);
+        }
+        Ok(all)
     })
 }
 
