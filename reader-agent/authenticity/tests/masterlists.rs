@@ -208,3 +208,35 @@ mod list_signature {
         ));
     }
 }
+
+#[test]
+fn every_key_in_both_lists_is_usable() {
+    // Since brainpoolP512r1 is supported, no CSCA key of either list is left unusable; before,
+    // the brainpoolP512r1 keys (DE 17: 15 self-issued and 2 link certificates; NL 12) were
+    // "explicit parameters match no supported curve".
+    for (list, total) in [
+        ("DE_ML_2026-05-28-08-28-45.ml", 588),
+        ("NL_ML_2026-07-22.ml", 411),
+    ] {
+        let store = load(list);
+        let mut unusable = Vec::new();
+        let mut bp512 = 0;
+        for c in store.certificates() {
+            let spki =
+                der::Encode::to_der(c.cert.tbs_certificate().subject_public_key_info()).unwrap();
+            let key = cccd_authenticity::verify::describe_key(&spki);
+            if key.starts_with("RSA ")
+                || key.starts_with("ECDSA P-")
+                || key.starts_with("ECDSA brainpool")
+            {
+                bp512 += usize::from(key.contains("brainpoolP512r1"));
+            } else {
+                unusable.push(format!("{}: {key}", c.source));
+            }
+        }
+        assert!(unusable.is_empty(), "{list}: {unusable:?}");
+        assert_eq!(store.certificates().len(), total);
+        assert!(store.skipped().is_empty());
+        assert_eq!(bp512, if total == 588 { 17 } else { 12 }, "{list}");
+    }
+}
