@@ -356,3 +356,100 @@ fn crl_not_signed_by_a_trusted_csca_is_not_honoured() {
     assert_eq!(store.crls().len(), 1);
     assert_eq!(store.crls()[0].revoked_count(), 1);
 }
+
+#[test]
+fn a_data_group_replaced_together_with_its_hash_fails_the_message_digest() {
+    // The forger changes DG13 and writes its new hash into the LDSSecurityObject: every DG
+    // then matches, and only the signed message digest (hash of the eContent as received)
+    // catches it. Fails if the message-digest attribute were not checked.
+    use sha2::Digest;
+    let csca = pki::csca(CSCA_NAME, 0x1E);
+    let ds = ds(&csca, 2, Key::bp256(0x2C));
+    let store = store_with(&csca, Some(pki::crl(&csca, &[])));
+    let dgs = data_groups();
+    let mut signed = sod(&ds, &dgs);
+    let mut forged = dgs.clone();
+    let dg13 = forged.get_mut(&13).unwrap();
+    let last = dg13.len() - 1;
+    dg13[last] ^= 0x01;
+    let old = sha2::Sha256::digest(&dgs[&13]);
+    let new = sha2::Sha256::digest(&forged[&13]);
+    let at = signed
+        .windows(32)
+        .position(|w| w == old.as_slice())
+        .unwrap();
+    signed[at..at + 32].copy_from_slice(&new);
+    let report =
+        passive_authentication(&store, &signed, &forged, now(), Policy::default()).unwrap();
+    assert_eq!(report.data_groups[&13], DataGroupCheck::Matched);
+    assert_eq!(
+        report.signature,
+        Err(SignedDataError::MessageDigestMismatch)
+    );
+    assert!(!report.is_genuine());
+}
+
+#[test]
+fn signed_attributes_naming_another_content_type_fail() {
+    // The same SignerInfo checked as if it signed a master list: the content-type attribute
+    // (the LDSSecurityObject's type) does not name that content. Fails if content type were
+    // not compared.
+    let csca = pki::csca(CSCA_NAME, 0x1F);
+    let ds = ds(&csca, 2, Key::bp256(0x2D));
+    let dgs = data_groups();
+    let bytes = sod(&ds, &dgs);
+    let parsed = emrtd::lds::sod::parse(&bytes).unwrap();
+    let signer = parsed.signer().unwrap();
+    let ok = cccd_authenticity::signed::verify_signer_info(
+        signer,
+        emrtd::lds::sod::ID_LDS_SECURITY_OBJECT,
+        parsed.encapsulated_content,
+        &ds.der,
+        false,
+    );
+    assert!(ok.is_ok());
+    let wrong = cccd_authenticity::signed::verify_signer_info(
+        signer,
+        cccd_authenticity::masterlist::ID_CSCA_MASTER_LIST,
+        parsed.encapsulated_content,
+        &ds.der,
+        false,
+    );
+    assert!(matches!(
+        wrong,
+        Err(SignedDataError::ContentTypeMismatch { .. })
+    ));
+}
+
+#[test]
+fn full_read_through_the_virtual_card_then_passive_authentication() {
+    // The virtual CCCD serves a signed EF.SOD; the terminal's reader reads it and the data
+    // groups under BAC secure messaging; passive authentication runs on the bytes as read.
+    use emrtd::bac::BacKey;
+    use emrtd::reader::Reader;
+    use emrtd::virtual_card::{FileSystem, VirtualCard};
+    let csca = pki::csca(CSCA_NAME, 0x20);
+    let ds = ds(&csca, 2, Key::bp256(0x2E));
+    let store = store_with(&csca, Some(pki::crl(&csca, &[])));
+    let dgs = data_groups();
+    let files = FileSystem::new()
+        .with_file(0x011E, build::com(&[1, 13]))
+        .with_file(0x011D, sod(&ds, &dgs))
+        .with_data_group(1, dgs[&1].clone())
+        .with_data_group(13, dgs[&13].clone());
+    // ICAO 9303-11 Appendix D's MRZ information opens BAC on the virtual card.
+    let card = VirtualCard::new(files).with_bac("L898902C<369080619406236");
+    let mut reader = Reader::new(card);
+    reader.select_application().unwrap();
+    reader
+        .establish_bac(&BacKey::new("L898902C", "690806", "940623").unwrap())
+        .unwrap();
+    let sod_read = reader.read_file(0x1D).unwrap();
+    let read: BTreeMap<u8, Vec<u8>> = [1u8, 13]
+        .into_iter()
+        .map(|n| (n, reader.read_file(n).unwrap()))
+        .collect();
+    let report =
+        passive_authentication(&store, &sod_read, &read, now(), Policy::default()).unwrap();
+    assert!(report.is_genuine(), "{:?}", report.unproven());
+}
