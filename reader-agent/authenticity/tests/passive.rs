@@ -453,3 +453,26 @@ fn full_read_through_the_virtual_card_then_passive_authentication() {
         passive_authentication(&store, &sod_read, &read, now(), Policy::default()).unwrap();
     assert!(report.is_genuine(), "{:?}", report.unproven());
 }
+
+#[test]
+fn sha1_is_refused_unless_the_policy_allows_it_and_then_reported() {
+    // A CSCA signing with sha1WithRSAEncryption. Fails if SHA-1 were silently accepted.
+    let csca = pki::csca_with(CSCA_NAME, Key::rsa_sha1());
+    let ds = ds(&csca, 2, Key::bp256(0x2F));
+    let dgs = data_groups();
+    let signed = sod(&ds, &dgs);
+    let mut store = TrustStore::new();
+    assert!(store.add_der(&csca.der, "sha1 CSCA"));
+    let report = passive_authentication(&store, &signed, &dgs, now(), Policy::default()).unwrap();
+    assert_eq!(report.chain, Err(ChainError::Sha1Refused));
+    assert!(!report.sha1_accepted);
+    assert!(!report.is_genuine());
+    let allow = Policy {
+        allow_sha1: true,
+        require_crl: false,
+    };
+    let report = passive_authentication(&store, &signed, &dgs, now(), allow).unwrap();
+    assert_eq!(report.chain.as_ref().unwrap().scheme, Verified::RsaPkcs1v15);
+    assert!(report.sha1_accepted);
+    assert!(report.is_genuine(), "{:?}", report.unproven());
+}

@@ -33,6 +33,7 @@ const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840
 const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+const RSA_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.5");
 const RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 
 /// A fixed "now" for tests: 2026-01-01T00:00:00Z.
@@ -63,6 +64,7 @@ pub fn vietnam_explicit_parameters() -> der::asn1::Any {
 }
 
 /// A key that signs, with its public key info and the signature algorithm it signs with.
+#[derive(Clone)]
 pub struct Key {
     pub spki: SubjectPublicKeyInfoOwned,
     pub algorithm: AlgorithmIdentifierOwned,
@@ -70,7 +72,7 @@ pub struct Key {
 }
 
 /// Signs a message (hashing it as the algorithm says) and returns the signature bytes.
-type SignFn = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+type SignFn = std::rc::Rc<dyn Fn(&[u8]) -> Vec<u8>>;
 
 fn ec_spki(parameters: der::asn1::Any, point: &[u8]) -> SubjectPublicKeyInfoOwned {
     SubjectPublicKeyInfoOwned {
@@ -101,7 +103,7 @@ impl Key {
         Key {
             spki: ec_spki(vietnam_explicit_parameters(), point.as_bytes()),
             algorithm: ecdsa_algorithm(ECDSA_SHA512),
-            sign: Box::new(move |msg| {
+            sign: std::rc::Rc::new(move |msg| {
                 let prehash = <sha2::Sha512 as sha2::Digest>::digest(msg);
                 let sig: ecdsa::Signature<BrainpoolP512r1> = key.sign_prehash(&prehash).unwrap();
                 sig.to_der().as_bytes().to_vec()
@@ -116,7 +118,7 @@ impl Key {
         Key {
             spki: ec_spki(named("1.3.36.3.3.2.8.1.1.7"), point.as_bytes()),
             algorithm: ecdsa_algorithm(ECDSA_SHA256),
-            sign: Box::new(move |msg| {
+            sign: std::rc::Rc::new(move |msg| {
                 let prehash = <sha2::Sha256 as sha2::Digest>::digest(msg);
                 let sig: ecdsa::Signature<bp256::BrainpoolP256r1> =
                     key.sign_prehash(&prehash).unwrap();
@@ -132,7 +134,7 @@ impl Key {
         Key {
             spki: ec_spki(named("1.3.132.0.34"), point.as_bytes()),
             algorithm: ecdsa_algorithm(ECDSA_SHA384),
-            sign: Box::new(move |msg| {
+            sign: std::rc::Rc::new(move |msg| {
                 let sig: p384::ecdsa::DerSignature = key.sign(msg);
                 sig.as_bytes().to_vec()
             }),
@@ -149,9 +151,27 @@ impl Key {
                 oid: RSA_SHA256,
                 parameters: Some(der::asn1::Any::from(der::asn1::Null)),
             },
-            sign: Box::new(move |msg| {
+            sign: std::rc::Rc::new(move |msg| {
                 let hash = <sha2::Sha256 as sha2::Digest>::digest(msg);
                 key.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &hash)
+                    .unwrap()
+            }),
+        }
+    }
+
+    /// RSA 2048, sha1WithRSAEncryption: what older CSCAs still sign with.
+    pub fn rsa_sha1() -> Key {
+        let key = rsa::RsaPrivateKey::new(&mut rand::rng(), 2048).unwrap();
+        let der = key.to_public_key().to_public_key_der().unwrap();
+        Key {
+            spki: SubjectPublicKeyInfoOwned::from_der(der.as_bytes()).unwrap(),
+            algorithm: AlgorithmIdentifierOwned {
+                oid: RSA_SHA1,
+                parameters: Some(der::asn1::Any::from(der::asn1::Null)),
+            },
+            sign: std::rc::Rc::new(move |msg| {
+                let hash = <sha1::Sha1 as sha1::Digest>::digest(msg);
+                key.sign(rsa::Pkcs1v15Sign::new::<sha1::Sha1>(), &hash)
                     .unwrap()
             }),
         }
@@ -320,6 +340,20 @@ pub fn csca(subject: &str, seed: u8) -> Issued {
         true,
         1,
         Key::bp512_explicit(seed),
+        &signer,
+        (now() - days(365), now() + days(3650)),
+    )
+}
+
+/// A self-signed CSCA on any key.
+pub fn csca_with(subject: &str, key: Key) -> Issued {
+    let signer = key.clone();
+    build(
+        subject,
+        subject,
+        true,
+        1,
+        key,
         &signer,
         (now() - days(365), now() + days(3650)),
     )
