@@ -28,6 +28,15 @@ fn data_groups() -> BTreeMap<u8, Vec<u8>> {
 
 /// EF.SOD over `dgs`, carrying and signed by `ds` (named by issuer and serial number).
 fn sod(ds: &Issued, dgs: &BTreeMap<u8, Vec<u8>>) -> Vec<u8> {
+    sod_naming(ds, dgs, ds.key.algorithm.clone())
+}
+
+/// Like [`sod`], with the SignerInfo's signature algorithm given.
+fn sod_naming(
+    ds: &Issued,
+    dgs: &BTreeMap<u8, Vec<u8>>,
+    signature_algorithm: spki::AlgorithmIdentifierOwned,
+) -> Vec<u8> {
     let tbs = ds.cert.tbs_certificate();
     let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
         issuer: tbs.issuer().clone(),
@@ -40,7 +49,7 @@ fn sod(ds: &Issued, dgs: &BTreeMap<u8, Vec<u8>>) -> Vec<u8> {
         &[&ds.der],
         &build::SodSigner {
             sid,
-            signature_algorithm: ds.key.algorithm.clone(),
+            signature_algorithm,
             sign: &sign,
         },
     )
@@ -475,4 +484,32 @@ fn sha1_is_refused_unless_the_policy_allows_it_and_then_reported() {
     assert_eq!(report.chain.as_ref().unwrap().scheme, Verified::RsaPkcs1v15);
     assert!(report.sha1_accepted);
     assert!(report.is_genuine(), "{:?}", report.unproven());
+}
+
+#[test]
+fn signer_info_naming_only_the_key_algorithm_verifies_with_the_digest_algorithm() {
+    // Many real SODs name `id-ecPublicKey` or `rsaEncryption` as the SignerInfo's signature
+    // algorithm; the hash is then the SignerInfo's digest algorithm (SHA-256 here).
+    let csca = pki::csca(CSCA_NAME, 0x21);
+    let store = store_with(&csca, Some(pki::crl(&csca, &[])));
+    let dgs = data_groups();
+    for (key, bare, scheme) in [
+        (
+            Key::bp256(0x30),
+            "1.2.840.10045.2.1",
+            Verified::Ecdsa(NamedCurve::BrainpoolP256r1),
+        ),
+        (Key::rsa(), "1.2.840.113549.1.1.1", Verified::RsaPkcs1v15),
+    ] {
+        let ds = ds(&csca, 2, key);
+        let algorithm = spki::AlgorithmIdentifierOwned {
+            oid: der::asn1::ObjectIdentifier::new_unwrap(bare),
+            parameters: None,
+        };
+        let signed = sod_naming(&ds, &dgs, algorithm);
+        let report =
+            passive_authentication(&store, &signed, &dgs, now(), Policy::default()).unwrap();
+        assert_eq!(report.signature, Ok(scheme), "{bare}");
+        assert!(report.is_genuine());
+    }
 }
