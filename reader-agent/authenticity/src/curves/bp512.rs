@@ -7,11 +7,21 @@
 //! here; only the curve's constants are, and the tests check them against each other and against
 //! published vectors (RFC 7027, A.3).
 //!
-//! Multiplicative generators (needed by `ff::PrimeField`; square roots use them): the smallest
-//! primitive root of each field, found by factoring p - 1 and n - 1 completely (SymPy's
-//! `factorint`, each cofactor proven prime) and taking the smallest g with
-//! g^((m-1)/q) != 1 mod m for every prime q dividing m - 1. The tests re-check those powers for
-//! the prime factors listed with each field below.
+//! The constants are RFC 5639's (3.7); the tests match them against RFC 7027's key-agreement
+//! vector, and Vietnam's CSCA key (explicit parameters) matches them field by field.
+//!
+//! Multiplicative generators (`ff::PrimeField` wants a generator of the multiplicative group
+//! that is a quadratic non-residue; square roots depend on the non-residue part only):
+//! - scalar field: n - 1 was factored completely (SymPy's `factorint`, the 314-bit cofactor
+//!   proven prime); 7 is the smallest g with g^((n-1)/q) != 1 mod n for every prime q | n - 1,
+//!   i.e. the smallest primitive root.
+//! - base field: p - 1 = 2 * 7 * 61 * c, where c (about 500 bits, no factor below 10^6) could
+//!   not be factored here. 2 is the smallest g that is a non-residue (g^((p-1)/2) = -1) and
+//!   passes the test for 7 and 61; that it also has full order modulo c's prime factors is
+//!   likely but unproven. Since p = 3 mod 4, the 2-adic part ff uses (S = 1, the root of unity
+//!   -1) only needs the non-residue property, which is proven.
+//!
+//! The tests re-check these powers with the fields' own arithmetic.
 
 use elliptic_curve::bigint::{Odd, U512};
 use elliptic_curve::consts::U64;
