@@ -513,3 +513,29 @@ fn signer_info_naming_only_the_key_algorithm_verifies_with_the_digest_algorithm(
         assert!(report.is_genuine());
     }
 }
+
+#[test]
+fn malformed_crls_are_skipped_with_reasons() {
+    let csca = pki::csca(CSCA_NAME, 0x22);
+    let mut store = store_with(&csca, None);
+    assert!(matches!(
+        store.add_crl_der(&[0x30, 0x03, 0x02, 0x01, 0x00], "garbage.crl"),
+        Err(cccd_authenticity::crl::CrlError::Der(_))
+    ));
+    let mut truncated = pki::crl(&csca, &[2]);
+    truncated.truncate(truncated.len() / 2);
+    assert!(store.add_crl_der(&truncated, "truncated.crl").is_err());
+    // A certificate where a CRL belongs, in PEM: wrong label, skipped.
+    let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &csca.der).unwrap();
+    assert_eq!(store.add_crl_bytes(pem.as_bytes(), "cert.pem"), 0);
+    assert_eq!(
+        store.add_crl_bytes(b"-----BEGIN X509 CRL-----\n!!\n", "bad.pem"),
+        0
+    );
+    let reasons: Vec<&str> = store.skipped().iter().map(|s| s.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert!(reasons[0].starts_with("undecodable CRL"));
+    assert!(reasons[2].contains("not X509 CRL"));
+    assert!(reasons[3].contains("bad PEM"));
+    assert!(store.crls().is_empty());
+}
