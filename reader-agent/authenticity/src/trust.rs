@@ -232,7 +232,10 @@ impl TrustStore {
         added
     }
 
-    /// Adds every certificate of an ICAO CSCA master list. Returns how many were added.
+    /// Adds every certificate of an ICAO CSCA master list whose own signature verifies (see
+    /// [`masterlist::verify_signature`]; a list anchored only in itself is added and reported as
+    /// such). A list whose signature does not verify was altered or is not what it claims: none
+    /// of its certificates is added, each is recorded as skipped. Returns how many were added.
     pub fn add_master_list(
         &mut self,
         bytes: &[u8],
@@ -243,7 +246,14 @@ impl TrustStore {
         let signature = masterlist::verify_signature(&list, &trusted);
         let mut added = 0;
         for (i, raw) in list.certificates.iter().enumerate() {
-            added += usize::from(self.add_der(raw, format!("{source}[{i}]")));
+            let name = format!("{source}[{i}]");
+            match &signature {
+                Ok(_) => added += usize::from(self.add_der(raw, name)),
+                Err(e) => self.skipped.push(Skipped {
+                    source: name,
+                    reason: format!("master list signature not verified: {e}"),
+                }),
+            }
         }
         self.lists.push(ListReport {
             source: source.to_string(),

@@ -240,3 +240,26 @@ fn every_key_in_both_lists_is_usable() {
         assert_eq!(bp512, if total == 588 { 17 } else { 12 }, "{list}");
     }
 }
+
+#[test]
+fn a_tampered_list_adds_no_certificate() {
+    // One bit of the content changed: the list's signature fails, so none of its certificates
+    // is trusted; each is skipped with the reason. Fails if lists were loaded unverified.
+    let raw = std::fs::read(data("NL_ML_2026-07-22.ml")).unwrap();
+    let list = cccd_authenticity::masterlist::parse(&raw).unwrap();
+    let first = list.certificates[0];
+    let at = first.as_ptr() as usize - raw.as_ptr() as usize + first.len() - 1;
+    let mut bad = raw.clone();
+    bad[at] ^= 0x01;
+    let mut store = TrustStore::new();
+    assert_eq!(store.add_master_list(&bad, "tampered.ml").unwrap(), 0);
+    assert!(store.certificates().is_empty());
+    assert_eq!(store.skipped().len(), 411);
+    assert!(
+        store.skipped()[0]
+            .reason
+            .starts_with("master list signature not verified: ")
+    );
+    assert!(store.lists()[0].signature.is_err());
+    assert_eq!(store.lists()[0].added, 0);
+}
