@@ -48,7 +48,8 @@ pub enum DataGroupCheck {
     Mismatched,
     /// EF.SOD has no hash for it: nothing about it is proven.
     NotInSod,
-    /// The SOD's hash algorithm is not supported: nothing is proven.
+    /// The SOD's hash algorithm is not supported, or is SHA-1 and the policy refuses it:
+    /// nothing is proven.
     UnsupportedHash,
 }
 
@@ -134,7 +135,9 @@ impl PassiveAuthentication {
                 }
                 DataGroupCheck::NotInSod => out.push(format!("DG{n}: not in EF.SOD")),
                 DataGroupCheck::UnsupportedHash => {
-                    out.push(format!("DG{n}: EF.SOD's hash algorithm is unsupported"));
+                    out.push(format!(
+                        "DG{n}: EF.SOD's hash algorithm is unsupported or refused (SHA-1)"
+                    ));
                 }
             }
         }
