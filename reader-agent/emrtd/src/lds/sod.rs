@@ -498,6 +498,44 @@ mod tests {
     }
 
     #[test]
+    fn signed_sod_signs_exactly_the_signed_attributes_a_verifier_hashes() {
+        // The callback receives the DER SET OF the verifier reconstructs from the bytes as
+        // received, and its output is the SignerInfo's signature.
+        let dg1 = build::dg1(&build::td1_mrz(&build::Td1Fields::cccd_example()));
+        let seen = std::cell::RefCell::new(Vec::new());
+        let sign = |attrs: &[u8]| {
+            *seen.borrow_mut() = attrs.to_vec();
+            vec![0xAB; 70]
+        };
+        let sid =
+            SignerIdentifier::SubjectKeyIdentifier(x509_cert::ext::pkix::SubjectKeyIdentifier(
+                der::asn1::OctetString::new([7u8; 20]).unwrap(),
+            ));
+        let bytes = build::signed_sod(
+            &[(1, &dg1)],
+            &[OPENSSL_DS],
+            &build::SodSigner {
+                sid: sid.clone(),
+                signature_algorithm: spki::AlgorithmIdentifierOwned {
+                    oid: ECDSA_WITH_SHA256,
+                    parameters: None,
+                },
+                sign: &sign,
+            },
+        )
+        .unwrap();
+        let sod = parse(&bytes).unwrap();
+        let signer = sod.signer().unwrap();
+        assert_eq!(
+            signer.signed_attributes.unwrap().signed_bytes(),
+            *seen.borrow()
+        );
+        assert_eq!(signer.signature, &[0xAB; 70][..]);
+        assert_eq!(signer.sid, sid);
+        assert_eq!(signer.signature_algorithm.oid, ECDSA_WITH_SHA256);
+    }
+
+    #[test]
     fn every_truncation_is_an_error() {
         for len in 0..OPENSSL_SOD.len() {
             assert!(parse(&OPENSSL_SOD[..len]).is_err(), "{len}");
