@@ -6,7 +6,11 @@
 //! certificate must not cost the whole list, so the list is split into TLVs before any decoding.
 
 use der::asn1::{AnyRef, ObjectIdentifier};
-use der::{Reader, SliceReader, Tag, TagNumber, Tagged};
+use der::{Decode, Reader, SliceReader, Tag, TagNumber, Tagged};
+
+use crate::chain::{self, ChainError};
+use crate::signed::{SignedDataError, find_signer_certificate, verify_signer_info};
+use crate::verify::Verified;
 
 /// id-signedData (RFC 5652).
 pub const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
@@ -136,5 +140,102 @@ pub fn parse(bytes: &[u8]) -> Result<MasterList<'_>, MasterListError> {
         signer_certificates,
         content,
         signer_infos,
+    })
+}
+
+/// Where the CSCA that issued a master list's signer was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Anchor {
+    /// In the trust store the list was checked against: the list is as trusted as that CSCA.
+    TrustStore,
+    /// Only in the list itself: the signature is intact, but the list vouches for itself.
+    ListItself,
+}
+
+/// What a master list's own signature proved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListSignature {
+    /// The master list signer's subject (public: an authority's name).
+    pub signer: String,
+    /// The CSCA that issued the signer.
+    pub csca: String,
+    /// The signer's country, equal to its CSCA's.
+    pub country: Option<String>,
+    /// The scheme of the list's signature.
+    pub scheme: Verified,
+    pub anchor: Anchor,
+}
+
+/// Why a master list's own signature is not proven.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListSignatureError {
+    #[error("signerInfos: {0}")]
+    SignerInfos(#[from] emrtd::lds::sod::SodError),
+    #[error("the list has no SignerInfo")]
+    NoSigner,
+    #[error("the list's signer certificate is not in the list")]
+    SignerCertificateNotFound,
+    #[error("the list's signature: {0}")]
+    Signature(#[from] SignedDataError),
+    #[error("the list's signer is not issued by a known CSCA: {0}")]
+    Chain(#[from] ChainError),
+    #[error("the list signer's country {signer:?} is not its CSCA's ({csca:?})")]
+    CountryMismatch {
+        signer: Option<String>,
+        csca: Option<String>,
+    },
+}
+
+/// Verifies a master list's own signature (signed attributes, content type, message digest over
+/// the content as received) with its signer certificate, and that signer against a CSCA of its
+/// own country: first among `trusted`, else among the CSCA certificates the list carries.
+pub fn verify_signature(
+    list: &MasterList<'_>,
+    trusted: &[&[u8]],
+) -> Result<ListSignature, ListSignatureError> {
+    let signers = emrtd::lds::sod::parse_signer_infos(list.signer_infos)?;
+    let signer = signers.first().ok_or(ListSignatureError::NoSigner)?;
+    let certificate = find_signer_certificate(&signer.sid, &list.signer_certificates)
+        .ok_or(ListSignatureError::SignerCertificateNotFound)?;
+    let scheme = verify_signer_info(
+        signer,
+        ID_CSCA_MASTER_LIST,
+        list.content,
+        certificate,
+        false,
+    )?;
+    let (issuer, anchor) = match chain::find_issuer(certificate, trusted.iter().copied(), false) {
+        Ok(issuer) => (issuer, Anchor::TrustStore),
+        Err(_) => {
+            let own = list
+                .certificates
+                .iter()
+                .chain(&list.signer_certificates)
+                .copied();
+            (
+                chain::find_issuer(certificate, own, false)?,
+                Anchor::ListItself,
+            )
+        }
+    };
+    let signer_cert = x509_cert::Certificate::from_der(certificate).map_err(ChainError::Der)?;
+    let csca_cert =
+        x509_cert::Certificate::from_der(issuer.certificate).map_err(ChainError::Der)?;
+    let signer_country = chain::country(signer_cert.tbs_certificate().subject());
+    let csca_country = chain::country(csca_cert.tbs_certificate().subject());
+    if signer_country.is_none() || signer_country != csca_country {
+        return Err(ListSignatureError::CountryMismatch {
+            signer: signer_country,
+            csca: csca_country,
+        });
+    }
+    Ok(ListSignature {
+        signer: signer_cert.tbs_certificate().subject().to_string(),
+        csca: csca_cert.tbs_certificate().subject().to_string(),
+        country: signer_country,
+        scheme,
+        anchor,
     })
 }

@@ -9,7 +9,8 @@ use std::path::Path;
 use der::Decode;
 use x509_cert::Certificate;
 
-use crate::masterlist::{self, MasterListError};
+use crate::crl::{CrlError, Revocation, TrustedCrl};
+use crate::masterlist::{self, ListSignature, ListSignatureError, MasterListError};
 
 /// A trusted CSCA certificate: decoded, with its bytes as received.
 #[derive(Clone)]
@@ -60,11 +61,25 @@ pub enum TrustError {
     },
 }
 
-/// The CSCA certificates trusted for passive authentication.
+/// A master list loaded into a store, with what its own signature proved.
+#[derive(Clone, Debug)]
+pub struct ListReport {
+    pub source: String,
+    /// Certificates the list holds, decodable or not.
+    pub certificates: usize,
+    /// Of those, how many were added.
+    pub added: usize,
+    /// The list's own signature, checked against the CSCAs the store held before the list.
+    pub signature: Result<ListSignature, ListSignatureError>,
+}
+
+/// The CSCA certificates trusted for passive authentication, and the CRLs of their issuers.
 #[derive(Clone, Debug, Default)]
 pub struct TrustStore {
     certs: Vec<TrustedCert>,
     skipped: Vec<Skipped>,
+    lists: Vec<ListReport>,
+    crls: Vec<TrustedCrl>,
 }
 
 impl TrustStore {
@@ -78,6 +93,92 @@ impl TrustStore {
 
     pub fn skipped(&self) -> &[Skipped] {
         &self.skipped
+    }
+
+    /// The master lists loaded, with their signature checks.
+    pub fn lists(&self) -> &[ListReport] {
+        &self.lists
+    }
+
+    /// The CRLs honoured (their signatures verified with a CSCA of this store).
+    pub fn crls(&self) -> &[TrustedCrl] {
+        &self.crls
+    }
+
+    /// The DER of every trusted certificate, as received.
+    pub fn raw_certificates(&self) -> impl Iterator<Item = &[u8]> + Clone {
+        self.certs.iter().map(|c| c.raw.as_slice())
+    }
+
+    /// Adds a CRL (DER) after verifying its signature with a CSCA of this store; a CRL that
+    /// does not verify is recorded as skipped, never honoured. Load CSCAs first.
+    pub fn add_crl_der(&mut self, raw: &[u8], source: impl Into<String>) -> Result<(), CrlError> {
+        let source = source.into();
+        match TrustedCrl::verify(raw, source.clone(), self.raw_certificates(), false) {
+            Ok(crl) => {
+                self.crls.push(crl);
+                Ok(())
+            }
+            Err(e) => {
+                self.skipped.push(Skipped {
+                    source,
+                    reason: e.to_string(),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds the CRLs of a DER or PEM (`X509 CRL`) file. Returns how many were honoured.
+    pub fn add_crl_bytes(&mut self, bytes: &[u8], source: &str) -> usize {
+        if !bytes.starts_with(b"-----BEGIN") {
+            return usize::from(self.add_crl_der(bytes, source).is_ok());
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let mut added = 0;
+        for (i, block) in text.split("-----BEGIN").skip(1).enumerate() {
+            let pem = format!("-----BEGIN{block}");
+            let name = format!("{source}#{i}");
+            match der::pem::decode_vec(pem.as_bytes()) {
+                Ok(("X509 CRL", der)) => {
+                    added += usize::from(self.add_crl_der(&der, name).is_ok());
+                }
+                Ok((label, _)) => self.skipped.push(Skipped {
+                    source: name,
+                    reason: format!("PEM block is {label}, not X509 CRL"),
+                }),
+                Err(e) => self.skipped.push(Skipped {
+                    source: name,
+                    reason: format!("bad PEM: {e}"),
+                }),
+            }
+        }
+        added
+    }
+
+    /// The revocation status of `cert` (issued by the CSCA certificate `issuer`, DER) at `at`.
+    pub fn revocation(
+        &self,
+        cert: &Certificate,
+        issuer: &[u8],
+        at: std::time::SystemTime,
+    ) -> Revocation {
+        let mut stale = None;
+        for crl in self.crls.iter().filter(|c| c.covers(cert, issuer)) {
+            if let Some(since) = crl.revocation_of(cert) {
+                return Revocation::Revoked {
+                    since,
+                    crl: crl.source.clone(),
+                };
+            }
+            if crl.current_at(at) {
+                return Revocation::NotRevoked {
+                    crl: crl.source.clone(),
+                };
+            }
+            stale = Some(crl.source.clone());
+        }
+        stale.map_or(Revocation::NoCrl, |crl| Revocation::StaleCrl { crl })
     }
 
     /// Adds one DER certificate; an undecodable one is recorded as skipped.
@@ -115,7 +216,7 @@ impl TrustStore {
             let pem = format!("-----BEGIN{block}");
             let name = format!("{source}#{i}");
             match der::pem::decode_vec(pem.as_bytes()) {
-                Ok((label, der)) if label == "CERTIFICATE" => {
+                Ok(("CERTIFICATE", der)) => {
                     added += usize::from(self.add_der(&der, name));
                 }
                 Ok((label, _)) => self.skipped.push(Skipped {
@@ -131,33 +232,52 @@ impl TrustStore {
         added
     }
 
-    /// Adds every certificate of an ICAO CSCA master list. Returns how many were added.
+    /// Adds every certificate of an ICAO CSCA master list whose own signature verifies (see
+    /// [`masterlist::verify_signature`]; a list anchored only in itself is added and reported as
+    /// such). A list whose signature does not verify was altered or is not what it claims: none
+    /// of its certificates is added, each is recorded as skipped. Returns how many were added.
     pub fn add_master_list(
         &mut self,
         bytes: &[u8],
         source: &str,
     ) -> Result<usize, MasterListError> {
         let list = masterlist::parse(bytes)?;
+        let trusted: Vec<&[u8]> = self.raw_certificates().collect();
+        let signature = masterlist::verify_signature(&list, &trusted);
         let mut added = 0;
         for (i, raw) in list.certificates.iter().enumerate() {
-            added += usize::from(self.add_der(raw, format!("{source}[{i}]")));
+            let name = format!("{source}[{i}]");
+            match &signature {
+                Ok(_) => added += usize::from(self.add_der(raw, name)),
+                Err(e) => self.skipped.push(Skipped {
+                    source: name,
+                    reason: format!("master list signature not verified: {e}"),
+                }),
+            }
         }
+        self.lists.push(ListReport {
+            source: source.to_string(),
+            certificates: list.certificates.len(),
+            added,
+            signature,
+        });
         Ok(added)
     }
 
-    /// Loads a file: a master list (`.ml`) or a DER/PEM certificate.
+    /// Loads a file: a master list (`.ml`), a CRL (`.crl`, DER or PEM; load CSCAs first) or a
+    /// DER/PEM certificate.
     pub fn add_file(&mut self, path: &Path) -> Result<usize, TrustError> {
         let name = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| TrustError::Io {
             path: name.clone(),
             source,
         })?;
-        if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("ml"))
-        {
+        let extension = path.extension().map(|e| e.to_ascii_lowercase());
+        if extension.as_ref().is_some_and(|e| e == "ml") {
             self.add_master_list(&bytes, &name)
                 .map_err(|source| TrustError::MasterList { path: name, source })
+        } else if extension.as_ref().is_some_and(|e| e == "crl") {
+            Ok(self.add_crl_bytes(&bytes, &name))
         } else {
             Ok(self.add_certificate_bytes(&bytes, &name))
         }

@@ -6,12 +6,14 @@
 //! and a key matching none is refused.
 
 use der::asn1::{AnyRef, ObjectIdentifier, OctetStringRef, UintRef};
-use der::{Decode, Reader, Sequence, SliceReader};
+use der::{Decode, Reader, Sequence, SliceReader, Tagged};
 use ecdsa::signature::hazmat::PrehashVerifier;
 use elliptic_curve::ff::PrimeField;
 use primeorder::PrimeCurveParams;
 use sha2::Digest;
 use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
+
+use crate::curves::bp512::BrainpoolP512r1;
 
 const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const ID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -25,6 +27,7 @@ const P384_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const P521_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 const BP256_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.7");
 const BP384_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.11");
+const BP512_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.13");
 
 /// A curve this crate verifies on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,6 +38,8 @@ pub enum NamedCurve {
     P521,
     BrainpoolP256r1,
     BrainpoolP384r1,
+    /// Built in [`crate::curves::bp512`]: Vietnam's CSCA key is on it.
+    BrainpoolP512r1,
 }
 
 /// The scheme a signature verified under.
@@ -60,7 +65,7 @@ pub enum VerifyError {
     UnsupportedKeyAlgorithm(ObjectIdentifier),
     #[error("unsupported named curve {0}")]
     UnsupportedNamedCurve(ObjectIdentifier),
-    /// Explicit parameters matching none of the supported curves (brainpoolP512r1 until it is built here).
+    /// Explicit parameters matching none of the supported curves.
     #[error("explicit EC parameters match no supported curve ({field_bits}-bit prime field)")]
     UnknownExplicitCurve { field_bits: usize },
     #[error("malformed public key or signature")]
@@ -299,6 +304,7 @@ pub fn curve_of(parameters: Option<AnyRef<'_>>) -> Result<NamedCurve, VerifyErro
             P521_OID => Ok(NamedCurve::P521),
             BP256_OID => Ok(NamedCurve::BrainpoolP256r1),
             BP384_OID => Ok(NamedCurve::BrainpoolP384r1),
+            BP512_OID => Ok(NamedCurve::BrainpoolP512r1),
             other => Err(VerifyError::UnsupportedNamedCurve(other)),
         };
     }
@@ -313,6 +319,8 @@ pub fn curve_of(parameters: Option<AnyRef<'_>>) -> Result<NamedCurve, VerifyErro
         Ok(NamedCurve::BrainpoolP256r1)
     } else if is_curve::<bp384::BrainpoolP384r1>(&d) {
         Ok(NamedCurve::BrainpoolP384r1)
+    } else if is_curve::<BrainpoolP512r1>(&d) {
+        Ok(NamedCurve::BrainpoolP512r1)
     } else {
         Err(VerifyError::UnknownExplicitCurve {
             field_bits: strip(d.field_id.prime.as_bytes()).len() * 8,
@@ -376,6 +384,9 @@ pub fn verify_signature(
         NamedCurve::BrainpoolP384r1 => {
             ecdsa_verify!(bp384::BrainpoolP384r1, point, &prehash, signature)
         }
+        NamedCurve::BrainpoolP512r1 => {
+            ecdsa_verify!(BrainpoolP512r1, point, &prehash, signature)
+        }
     }
     Ok(Verified::Ecdsa(curve))
 }
@@ -420,9 +431,81 @@ pub fn certificate_parts(cert: &[u8]) -> Result<CertificateParts<'_>, VerifyErro
     })
 }
 
+/// Splits any X.509 SIGNED structure (a certificate, a CRL) into its to-be-signed bytes as
+/// received, its signature algorithm and its signature.
+pub fn signed_parts(
+    signed: &[u8],
+) -> Result<(&[u8], AlgorithmIdentifierRef<'_>, &[u8]), VerifyError> {
+    let mut r = SliceReader::new(signed)?;
+    let (tbs, alg, sig) = r.sequence(|r| {
+        let tbs = r.tlv_bytes()?;
+        let alg: AlgorithmIdentifierRef<'_> = r.decode()?;
+        let sig: der::asn1::BitStringRef<'_> = r.decode()?;
+        Ok::<_, der::Error>((tbs, alg, sig))
+    })?;
+    r.finish()?;
+    Ok((tbs, alg, sig.as_bytes().ok_or(VerifyError::Malformed)?))
+}
+
+/// Verifies that `signed` (a certificate or CRL) is signed by the key of the certificate
+/// `issuer` (both DER as received).
+pub fn verify_signed(signed: &[u8], issuer: &[u8]) -> Result<Verified, VerifyError> {
+    let (tbs, algorithm, signature) = signed_parts(signed)?;
+    let i = certificate_parts(issuer)?;
+    verify_signature(i.spki, &algorithm, tbs, signature)
+}
+
 /// Verifies that `cert` is signed by the key of `issuer` (both DER as received).
 pub fn verify_certificate(cert: &[u8], issuer: &[u8]) -> Result<Verified, VerifyError> {
     let c = certificate_parts(cert)?;
     let i = certificate_parts(issuer)?;
     verify_signature(i.spki, &c.signature_algorithm, c.tbs, c.signature)
+}
+
+/// A short description of a public key for reports: "RSA 2048", "ECDSA brainpoolP512r1
+/// (explicit parameters)", or why it is unusable.
+pub fn describe_key(spki: &[u8]) -> String {
+    let Ok(info) = SubjectPublicKeyInfoRef::from_der(spki) else {
+        return "undecodable key".to_string();
+    };
+    match info.algorithm.oid {
+        ID_RSA => {
+            use rsa::pkcs8::DecodePublicKey;
+            use rsa::traits::PublicKeyParts;
+            match rsa::RsaPublicKey::from_public_key_der(spki) {
+                Ok(key) => format!("RSA {}", key.size() * 8),
+                Err(_) => "RSA (malformed)".to_string(),
+            }
+        }
+        ID_EC_PUBLIC_KEY => {
+            let explicit = info
+                .algorithm
+                .parameters
+                .is_some_and(|p| p.tag() == der::Tag::Sequence);
+            let form = if explicit {
+                " (explicit parameters)"
+            } else {
+                ""
+            };
+            match curve_of(info.algorithm.parameters) {
+                Ok(curve) => format!("ECDSA {}{form}", curve.name()),
+                Err(e) => format!("ECDSA: {e}"),
+            }
+        }
+        other => format!("unsupported key algorithm {other}"),
+    }
+}
+
+impl NamedCurve {
+    /// The curve's standard name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::P256 => "P-256",
+            Self::P384 => "P-384",
+            Self::P521 => "P-521",
+            Self::BrainpoolP256r1 => "brainpoolP256r1",
+            Self::BrainpoolP384r1 => "brainpoolP384r1",
+            Self::BrainpoolP512r1 => "brainpoolP512r1",
+        }
+    }
 }

@@ -69,7 +69,9 @@ fn german_list_self_signatures() {
     assert_eq!(counts["verified Ecdsa(P521)"], 10);
     assert_eq!(counts["verified RsaPkcs1v15"], 195);
     assert_eq!(counts["verified RsaPss"], 80);
-    assert_eq!(counts["explicit curve unsupported (512 bits)"], 15);
+    // brainpoolP512r1 keys (10 self-signed; 5 more are same-name link certificates).
+    assert_eq!(counts["verified Ecdsa(BrainpoolP512r1)"], 10);
+    assert!(!counts.keys().any(|k| k.starts_with("explicit curve")));
     assert_eq!(counts.values().sum::<usize>(), 588);
 }
 
@@ -87,16 +89,48 @@ fn dutch_list_self_signatures() {
     assert_eq!(counts["verified Ecdsa(P521)"], 14);
     assert_eq!(counts["verified RsaPkcs1v15"], 208);
     assert_eq!(counts["verified RsaPss"], 88);
-    assert_eq!(counts["explicit curve unsupported (512 bits)"], 12);
+    assert_eq!(counts["verified Ecdsa(BrainpoolP512r1)"], 12);
+    assert!(!counts.keys().any(|k| k.starts_with("explicit curve")));
     assert_eq!(counts.values().sum::<usize>(), 411);
 }
 
 #[test]
-fn vietnamese_csca_is_recognised_as_explicit_512_bit_curve_not_yet_supported() {
+fn vietnamese_csca_verifies_its_own_signature_on_explicit_brainpool_p512r1() {
+    use verify::{NamedCurve, Verified};
     let vn = std::fs::read(data("VN_CSCA_ePassport_2022.der")).unwrap();
     assert_eq!(
         verify::verify_certificate(&vn, &vn),
-        Err(VerifyError::UnknownExplicitCurve { field_bits: 512 })
+        Ok(Verified::Ecdsa(NamedCurve::BrainpoolP512r1))
+    );
+    let parts = verify::certificate_parts(&vn).unwrap();
+    assert_eq!(
+        parts.signature_algorithm.oid.to_string(),
+        "1.2.840.10045.4.3.4",
+        "ecdsa-with-SHA512"
+    );
+    assert_eq!(
+        verify::describe_key(parts.spki),
+        "ECDSA brainpoolP512r1 (explicit parameters)"
+    );
+    // One flipped bit anywhere in the signature (a BIT STRING holding the DER of r and s):
+    // refused, as malformed DER or as a signature that does not verify.
+    let tail = vn.len() - parts.signature.len();
+    for i in 0..parts.signature.len() {
+        for bit in [0x01, 0x80] {
+            let mut bad = vn.clone();
+            bad[tail + i] ^= bit;
+            assert!(
+                verify::verify_certificate(&bad, &vn).is_err(),
+                "byte {i} bit {bit:#x}"
+            );
+        }
+    }
+    // One flipped bit in the signed bytes: refused.
+    let mut bad = vn.clone();
+    bad[20] ^= 0x01;
+    assert_eq!(
+        verify::verify_certificate(&bad, &vn),
+        Err(VerifyError::BadSignature)
     );
 }
 
@@ -135,7 +169,8 @@ fn one_flipped_bit_fails_a_verified_self_signature() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 398);
+    // 398 before brainpoolP512r1 was supported, plus the list's 12 brainpoolP512r1 CSCAs.
+    assert_eq!(checked, 410);
 }
 
 #[test]
@@ -155,7 +190,7 @@ fn explicit_parameters_with_one_changed_field_match_no_curve() {
         let mut raw = params.to_der().unwrap();
         let good = der::asn1::AnyRef::from_der(&raw).unwrap();
         if verify::curve_of(Some(good)).is_err() {
-            continue; // brainpoolP512r1
+            continue; // none since brainpoolP512r1 is supported: counted below
         }
         // The last byte is the cofactor (or the order's last byte when the cofactor is absent).
         let last = raw.len() - 1;
@@ -172,5 +207,6 @@ fn explicit_parameters_with_one_changed_field_match_no_curve() {
         explicit += 1;
     }
     eprintln!("explicit-parameter keys refused after one change: {explicit}");
-    assert_eq!(explicit, 99);
+    // 99 before brainpoolP512r1 was supported, plus the list's 12 brainpoolP512r1 keys.
+    assert_eq!(explicit, 111);
 }

@@ -287,14 +287,47 @@ pub fn dg14(ca_public_key_info: &[u8], aa_algorithm: Option<ObjectIdentifier>) -
     tlv::encoded(DG14_TAG, &tlv::encoded(Tag::new(0x31), &infos.concat()))
 }
 
+/// How a built EF.SOD is signed: the signer's identifier and signature algorithm, and a
+/// callback that signs the DER of the signed attributes (the SET OF, RFC 5652 5.4) and returns
+/// the signature as the SignerInfo carries it. Keeps this crate free of signature crates: the
+/// caller brings the Document Signer's key.
+pub struct SodSigner<'a> {
+    pub sid: SignerIdentifier,
+    pub signature_algorithm: AlgorithmIdentifierOwned,
+    pub sign: &'a dyn Fn(&[u8]) -> Vec<u8>,
+}
+
 /// EF.SOD over the given data groups (number, file bytes as read), hashed with SHA-256, with
 /// the given certificates (DER).
 ///
 /// The SignedData is structurally complete (content-type and message-digest signed attributes
 /// with the real digest of the LDSSecurityObject, a SignerInfo naming the signer by subject key
-/// identifier) but its **signature is a dummy** (64 zero bytes): signing with a test Document
-/// Signer key belongs to the passive authentication work.
+/// identifier) but its **signature is a dummy** (64 zero bytes); [`signed_sod`] signs for real.
 pub fn sod(data_groups: &[(u8, &[u8])], certificates: &[&[u8]]) -> Result<Vec<u8>, der::Error> {
+    let dummy = |_: &[u8]| vec![0u8; 64];
+    signed_sod(
+        data_groups,
+        certificates,
+        &SodSigner {
+            sid: SignerIdentifier::SubjectKeyIdentifier(SubjectKeyIdentifier(OctetString::new(
+                [0x5Au8; 20],
+            )?)),
+            signature_algorithm: AlgorithmIdentifierOwned {
+                oid: ECDSA_WITH_SHA256,
+                parameters: None,
+            },
+            sign: &dummy,
+        },
+    )
+}
+
+/// EF.SOD over the given data groups (SHA-256), with the given certificates, signed by `signer`
+/// over the signed attributes' DER.
+pub fn signed_sod(
+    data_groups: &[(u8, &[u8])],
+    certificates: &[&[u8]],
+    signer: &SodSigner<'_>,
+) -> Result<Vec<u8>, der::Error> {
     let hashes: Vec<[u8; 32]> = data_groups
         .iter()
         .map(|(_, bytes)| Sha256::digest(bytes).into())
@@ -338,18 +371,17 @@ pub fn sod(data_groups: &[(u8, &[u8])], certificates: &[&[u8]]) -> Result<Vec<u8
             Sha256::digest(&security_object).to_vec(),
         )?,
     )?)?;
+    let signature = (signer.sign)(&signed_attrs.to_der()?);
     let signer = SignerInfo {
-        version: CmsVersion::V3,
-        sid: SignerIdentifier::SubjectKeyIdentifier(SubjectKeyIdentifier(OctetString::new(
-            [0x5Au8; 20],
-        )?)),
+        version: match signer.sid {
+            SignerIdentifier::IssuerAndSerialNumber(_) => CmsVersion::V1,
+            SignerIdentifier::SubjectKeyIdentifier(_) => CmsVersion::V3,
+        },
+        sid: signer.sid.clone(),
         digest_alg: sha256.clone(),
         signed_attrs: Some(signed_attrs),
-        signature_algorithm: AlgorithmIdentifierOwned {
-            oid: ECDSA_WITH_SHA256,
-            parameters: None,
-        },
-        signature: OctetString::new([0u8; 64])?,
+        signature_algorithm: signer.signature_algorithm.clone(),
+        signature: OctetString::new(signature)?,
         unsigned_attrs: None,
     };
     let certificates = if certificates.is_empty() {

@@ -241,13 +241,7 @@ fn parse_signed_data<'a>(r: &mut SliceReader<'a>) -> Result<Sod<'a>, SodError> {
         // CRLs are not used by passive authentication here; skip them whole.
         r.tlv_bytes()?;
     }
-    let signer_infos = read_all(expect(r, Tag::Set, "signerInfos")?, |r| {
-        let mut all = Vec::new();
-        while !r.is_finished() {
-            all.push(r.sequence(parse_signer_info)?);
-        }
-        Ok(all)
-    })?;
+    let signer_infos = parse_signer_infos(expect(r, Tag::Set, "signerInfos")?)?;
     if signer_infos.is_empty() {
         return Err(SodError::NoSigner);
     }
@@ -301,6 +295,18 @@ fn parse_security_object(der: &[u8]) -> Result<LdsSecurityObject<'_>, SodError> 
         lds_version: object
             .lds_version
             .map(|v| (v.lds_version.as_str(), v.unicode_version.as_str())),
+    })
+}
+
+/// Parses the contents of a SignedData's `signerInfos` SET. Shared with other CMS SignedData
+/// (ICAO master lists) whose signatures are checked the same way.
+pub fn parse_signer_infos(set: &[u8]) -> Result<Vec<SignerInfo<'_>>, SodError> {
+    read_all(set, |r| {
+        let mut all = Vec::new();
+        while !r.is_finished() {
+            all.push(r.sequence(parse_signer_info)?);
+        }
+        Ok(all)
     })
 }
 
@@ -489,6 +495,44 @@ mod tests {
         // Without certificates.
         let bare = build::sod(&[(1, &dg1)], &[]).unwrap();
         assert!(parse(&bare).unwrap().certificates.is_empty());
+    }
+
+    #[test]
+    fn signed_sod_signs_exactly_the_signed_attributes_a_verifier_hashes() {
+        // The callback receives the DER SET OF the verifier reconstructs from the bytes as
+        // received, and its output is the SignerInfo's signature.
+        let dg1 = build::dg1(&build::td1_mrz(&build::Td1Fields::cccd_example()));
+        let seen = std::cell::RefCell::new(Vec::new());
+        let sign = |attrs: &[u8]| {
+            *seen.borrow_mut() = attrs.to_vec();
+            vec![0xAB; 70]
+        };
+        let sid =
+            SignerIdentifier::SubjectKeyIdentifier(x509_cert::ext::pkix::SubjectKeyIdentifier(
+                der::asn1::OctetString::new([7u8; 20]).unwrap(),
+            ));
+        let bytes = build::signed_sod(
+            &[(1, &dg1)],
+            &[OPENSSL_DS],
+            &build::SodSigner {
+                sid: sid.clone(),
+                signature_algorithm: spki::AlgorithmIdentifierOwned {
+                    oid: ECDSA_WITH_SHA256,
+                    parameters: None,
+                },
+                sign: &sign,
+            },
+        )
+        .unwrap();
+        let sod = parse(&bytes).unwrap();
+        let signer = sod.signer().unwrap();
+        assert_eq!(
+            signer.signed_attributes.unwrap().signed_bytes(),
+            *seen.borrow()
+        );
+        assert_eq!(signer.signature, &[0xAB; 70][..]);
+        assert_eq!(signer.sid, sid);
+        assert_eq!(signer.signature_algorithm.oid, ECDSA_WITH_SHA256);
     }
 
     #[test]
