@@ -17,5 +17,7 @@ pub mod curves;
 pub mod masterlist;
 pub mod passive;
 pub mod signed;
+#[cfg(feature = "test-pki")]
+pub mod test_pki;
 pub mod trust;
 pub mod verify;
