@@ -88,22 +88,7 @@ async fn answers_each_kind_of_card(config: Config) {
     let mut other_tone_placement = by_citizen("normalised", valid);
     other_tone_placement.full_name = other_tone_placement.full_name.to_uppercase();
     assert_eq!(ask(other_tone_placement).await.0, ResultCode::CardValid);
-    let unknown = fixtures::unregistered_id();
-    let born = Date {
-        year: emrtd::cccd::id_number::CitizenId::parse(&unknown)
-            .unwrap()
-            .birth_year()
-            .into(),
-        month: 0,
-        day: 0,
-    };
-    let (code, r) = ask(request(
-        "unknown",
-        Subject::CitizenId(unknown),
-        "Nguyễn Văn An",
-        born,
-    ))
-    .await;
+    let (code, r) = ask(fixtures::unregistered("unknown", "Nguyễn Văn An")).await;
     assert_eq!(
         (code, r.source_result_code.as_str(), r.coverage),
         (ResultCode::NoCardInformation, "050", None)

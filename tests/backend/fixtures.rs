@@ -45,6 +45,20 @@ pub fn unregistered_id() -> String {
         .to_owned()
 }
 
+/// A well-formed request about a citizen no registry holds (born the year the ID says).
+pub fn unregistered(request_id: &str, name: &str) -> CheckCoverageRequest {
+    let id = unregistered_id();
+    let born = Date {
+        year: emrtd::cccd::id_number::CitizenId::parse(&id)
+            .expect("a well-formed ID")
+            .birth_year()
+            .into(),
+        month: 0,
+        day: 0,
+    };
+    request(request_id, Subject::CitizenId(id), name, born)
+}
+
 pub fn birth_of(card: &CardRecord) -> Date {
     Date {
         year: card.birth.year.into(),
@@ -85,6 +99,7 @@ pub fn request(
             method: IdentityMethod::Typed as i32,
             ..Default::default()
         }),
+        presence_proof: None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! machine's own PostgreSQL on 5432 and Redis on 6379 are never contacted).
 
 mod exit_guard;
+pub mod personal_data;
 mod postgres;
 mod redis;
 

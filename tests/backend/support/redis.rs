@@ -123,6 +123,25 @@ impl RedisServer {
         field(&info, name).unwrap_or_else(|| panic!("INFO stats has no {name}"))
     }
 
+    /// Writes the whole dataset to the server's RDB file, values uncompressed so a scan can read
+    /// them, and returns the file's path.
+    pub fn save_uncompressed(&self) -> std::path::PathBuf {
+        let mut conn = self.connection();
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("rdbcompression")
+            .arg("no")
+            .query::<()>(&mut conn)
+            .unwrap();
+        redis::cmd("SAVE").query::<()>(&mut conn).unwrap();
+        let dir: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("dir")
+            .query(&mut conn)
+            .unwrap();
+        std::path::Path::new(&dir[1]).join("dump.rdb")
+    }
+
     /// Every key in the server (tests look for personal data in them).
     pub fn keys(&self) -> Vec<String> {
         redis::cmd("KEYS")
