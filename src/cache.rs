@@ -157,7 +157,9 @@ impl CoverageCache {
         }
     }
 
-    fn connection(&self) -> Option<ConnectionManager> {
+    /// The Redis connection once made, for other single-use records that replicas must share
+    /// (redeemed presence challenges).
+    pub fn connection(&self) -> Option<ConnectionManager> {
         self.redis.get().cloned()
     }
 

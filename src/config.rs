@@ -28,6 +28,31 @@ pub struct Config {
     pub abuse: crate::abuse::AbuseConfig,
     /// Mutual TLS on the gRPC listener (`[tls]`, see `crate::tls::TlsConfig`).
     pub tls: crate::tls::TlsConfig,
+    /// Verifying presence proofs from the card's chip (`[chip]`).
+    pub chip: ChipConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChipConfig {
+    /// CSCA certificates (DER/PEM), ICAO master lists (`.ml`) and CRLs (`.crl`) that presence
+    /// proofs are verified against, read at start-up; empty: `<data_dir>/trust`.
+    pub trust_dir: PathBuf,
+    /// Accept SHA-1 in EF.SOD and certificate signatures (some older documents); reported.
+    pub allow_sha1: bool,
+    /// Require a current CRL from the Document Signer's CSCA: without one, revocation is
+    /// unknown and the proof is not verified.
+    pub require_crl: bool,
+}
+
+impl Default for ChipConfig {
+    fn default() -> Self {
+        Self {
+            trust_dir: PathBuf::new(),
+            allow_sha1: false,
+            require_crl: true,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -94,6 +119,7 @@ impl Default for Config {
             limits: Limits::default(),
             abuse: crate::abuse::AbuseConfig::default(),
             tls: crate::tls::TlsConfig::default(),
+            chip: ChipConfig::default(),
         }
     }
 }
@@ -156,6 +182,14 @@ impl Config {
             format!("sqlite://{}", self.data_dir.join(file).display())
         } else {
             configured.to_owned()
+        }
+    }
+
+    pub fn trust_dir(&self) -> PathBuf {
+        if self.chip.trust_dir.as_os_str().is_empty() {
+            self.data_dir.join("trust")
+        } else {
+            self.chip.trust_dir.clone()
         }
     }
 

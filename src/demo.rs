@@ -345,6 +345,7 @@ fn request(request_id: String, subject: Subject, name: &str, birth: Date) -> Che
             method: IdentityMethod::Typed as i32,
             ..Default::default()
         }),
+        presence_proof: None,
     }
 }
 

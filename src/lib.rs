@@ -21,6 +21,7 @@ pub mod messages;
 pub mod metrics;
 pub mod names;
 pub mod pki;
+pub mod presence;
 pub mod proof;
 pub mod registry;
 pub mod seal;

@@ -47,6 +47,7 @@ pub struct Metrics {
     in_flight: Gauge,
     coalesced: Gauge,
     enumerations: Counter,
+    presence: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -125,7 +126,14 @@ impl Metrics {
             "Checks refused because their station asked about too many distinct people",
             enumerations.clone(),
         );
+        let presence = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "presence_proofs",
+            "Presence proofs from the chip, by outcome: verified, failed (not verified), refused (challenge expired, reused or foreign)",
+            presence.clone(),
+        );
         Self {
+            presence,
             enumerations,
             coalesced,
             registry,
@@ -188,6 +196,12 @@ impl Metrics {
     pub fn in_flight(&self) -> InFlight<'_> {
         self.in_flight.inc();
         InFlight(&self.in_flight)
+    }
+
+    pub fn presence_proof(&self, outcome: &'static str) {
+        self.presence
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     pub fn enumeration_suspected(&self) {

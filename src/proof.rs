@@ -48,6 +48,10 @@ pub struct EvidenceClaim {
     pub passive: bool,
     pub chip: bool,
     pub active: bool,
+    /// The backend's own verdict on a presence proof ("verified" or "failed"); absent when none
+    /// was offered, so tokens without one keep their earlier shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -195,6 +199,7 @@ mod tests {
                 passive: true,
                 chip: false,
                 active: true,
+                presence: Some("verified".into()),
             },
             rec: "r-00".into(),
             req: "req-1".into(),

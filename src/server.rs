@@ -20,7 +20,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::abuse::AbuseLimits;
 use crate::api::audit::AuditApi;
 use crate::api::caller::Gate;
-use crate::api::verification::{Checks, Secrets, VerificationApi};
+use crate::api::verification::{Checks, Presence, Secrets, VerificationApi};
 use crate::audit::AuditLog;
 use crate::audit::writer::WriterOptions;
 use crate::cache::CoverageCache;
@@ -29,8 +29,11 @@ use crate::db::{self, Schema};
 use crate::keys::{CheckpointVerifier, KeyError, Keys};
 use crate::lookup::Lookup;
 use crate::metrics::Metrics;
+use crate::presence::PresenceVerifier;
+use crate::presence::challenge::Challenges;
 use crate::registry::Registry;
 use crate::tls::{self, HandshakeFailure, ServerTls, TlsSettings};
+use cccd_authenticity::passive::Policy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -48,6 +51,8 @@ pub enum StartError {
     Serve(String),
     #[error("mutual TLS: {0}")]
     Tls(crate::tls::TlsError),
+    #[error("chip trust store (chip.trust_dir): {0}")]
+    Trust(std::io::Error),
 }
 
 /// A started backend: databases open, audit writer running, not yet serving.
@@ -97,6 +102,22 @@ impl App {
         if config.cache.redis_url.is_empty() {
             tracing::warn!("no redis configured: caching in this process only");
         }
+        let presence = Presence {
+            challenges: Challenges::new(
+                keys.pseudonymizer.clone(),
+                Duration::from_millis(config.cache.redis_timeout_ms),
+            ),
+            verifier: Arc::new(
+                PresenceVerifier::load(
+                    &config.trust_dir(),
+                    Policy {
+                        allow_sha1: config.chip.allow_sha1,
+                        require_crl: config.chip.require_crl,
+                    },
+                )
+                .map_err(StartError::Trust)?,
+            ),
+        };
         let source = Arc::new(Registry::new(registry_pool.clone()));
         let lookup = Lookup::new(cache, source, metrics.clone(), config.cache.coalesce);
         let checks = Arc::new(Checks::new(
@@ -111,6 +132,7 @@ impl App {
             metrics.clone(),
             AbuseLimits::new(config.abuse.clone()),
             Gate::new(tls.clone()),
+            presence,
             config.limits.max_message_bytes,
         ));
         tracing::info!(writer = checks.audit.writer_id(), "audit writer started");

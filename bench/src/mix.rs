@@ -238,5 +238,6 @@ pub fn request(person: &Person, request_id: &str, station: u32) -> CheckCoverage
             chip_authentication: true,
             ..Default::default()
         }),
+        presence_proof: None,
     }
 }

@@ -217,6 +217,7 @@ fn lookup_record(r: &ChainedRecord, sealer: &Sealer) -> LookupRecord {
         request_id: e.request_id.clone(),
         record_hash: r.record_hash.clone(),
         prev_hash: r.prev_hash.clone(),
+        presence: e.evidence.presence,
     }
 }
 

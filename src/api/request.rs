@@ -50,8 +50,13 @@ const MAX_ISSUER_CHARS: usize = 512;
 /// identify it for idempotency.
 pub fn check_keys(req: &CheckCoverageRequest) -> Result<(), FieldError> {
     token("request_id", &req.request_id)?;
-    facility_code("facility_code", &req.facility_code)?;
-    token("station_id", &req.station_id)
+    validate_station(&req.facility_code, &req.station_id)
+}
+
+/// The facility and station a request speaks for.
+pub fn validate_station(facility: &str, station: &str) -> Result<(), FieldError> {
+    facility_code("facility_code", facility)?;
+    token("station_id", station)
 }
 
 pub fn validate(req: &CheckCoverageRequest) -> Result<ValidCheck, FieldError> {
@@ -184,6 +189,12 @@ fn evidence(req: &CheckCoverageRequest) -> Result<Evidence, FieldError> {
             "chip authentication flags need method CHIP",
         ));
     }
+    if req.presence_proof.is_some() && e.method != IdentityMethod::Chip as i32 {
+        return Err(FieldError::new(
+            "presence_proof",
+            "a presence proof needs evidence.method CHIP",
+        ));
+    }
     if e.document_signer_issuer.chars().count() > MAX_ISSUER_CHARS {
         return Err(FieldError::new(
             "evidence.document_signer_issuer",
@@ -196,6 +207,7 @@ fn evidence(req: &CheckCoverageRequest) -> Result<Evidence, FieldError> {
         chip_authentication: e.chip_authentication,
         active_authentication: e.active_authentication,
         document_signer_issuer: e.document_signer_issuer.clone(),
+        presence: 0,
     })
 }
 

@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bhyt_proto::v1::verification_service_server::VerificationService;
 use bhyt_proto::v1::{
     BatchItemResult, CacheInfo, CacheStatus, CheckCoverageRequest, CheckCoverageResponse, Coverage,
-    IdentityMethod, ItemError, LocalizedText, NewCard, ResultCode, batch_item_result,
+    IdentityMethod, IssuePresenceChallengeRequest, ItemError, LocalizedText, NewCard,
+    PresenceChallenge, PresenceResult, PresenceStatus, ResultCode, batch_item_result,
     check_coverage_request,
 };
 use futures::{Stream, StreamExt};
@@ -29,6 +30,8 @@ use crate::keys::Pseudonymizer;
 use crate::lookup::{Lookup, Provenance};
 use crate::messages;
 use crate::metrics::Metrics;
+use crate::presence::challenge::Challenges;
+use crate::presence::{PresenceVerdict, PresenceVerifier};
 use crate::proof::{EvidenceClaim, ProofClaims, ProofSigner};
 use crate::seal::Sealer;
 use crate::tls::{HandshakeFailure, Role};
@@ -38,6 +41,12 @@ pub struct Secrets {
     pub pseudonymizer: Pseudonymizer,
     pub sealer: Arc<Sealer>,
     pub proof: ProofSigner,
+}
+
+/// Presence proofs: the challenges this service issues and the verifier of the chip's answers.
+pub struct Presence {
+    pub challenges: Challenges,
+    pub verifier: Arc<PresenceVerifier>,
 }
 
 /// Checks in flight per idempotency key, so a retry racing its original waits for it.
@@ -53,6 +62,7 @@ pub struct Checks {
     pub metrics: Arc<Metrics>,
     pub abuse: AbuseLimits,
     pub gate: Gate,
+    pub presence: Presence,
     pub max_message_bytes: usize,
     pub batch_concurrency: usize,
     in_progress: KeyLocks,
@@ -67,6 +77,7 @@ impl Checks {
         metrics: Arc<Metrics>,
         abuse: AbuseLimits,
         gate: Gate,
+        presence: Presence,
         max_message_bytes: usize,
     ) -> Self {
         Self {
@@ -79,6 +90,7 @@ impl Checks {
             metrics,
             abuse,
             gate,
+            presence,
             max_message_bytes,
             batch_concurrency: 16,
             in_progress: Mutex::default(),
@@ -219,10 +231,13 @@ impl Checks {
             Ok(None) => {
                 let subject_hash = self.subject_hash(&valid.subject);
                 match self.within_limits(&req, &subject_hash, started).await {
-                    Ok(()) => {
-                        self.answer(&req, valid, subject_hash, payload_hash, started)
-                            .await
-                    }
+                    Ok(()) => match self.presence_verdict(&req, &valid).await {
+                        Ok(presence) => {
+                            self.answer(&req, valid, subject_hash, payload_hash, presence, started)
+                                .await
+                        }
+                        Err(status) => Err(self.refuse(&req, status, started).await),
+                    },
                     Err(status) => Err(status),
                 }
             }
@@ -273,14 +288,64 @@ impl Checks {
         Err(status)
     }
 
+    /// Redeems a presence proof's challenge (refusing one that is stale, reused or not this
+    /// station's) and verifies the proof; `None` when the request carries none.
+    async fn presence_verdict(
+        &self,
+        req: &CheckCoverageRequest,
+        valid: &ValidCheck,
+    ) -> Result<Option<PresenceVerdict>, Status> {
+        let Some(proof) = &req.presence_proof else {
+            return Ok(None);
+        };
+        let nonce = self
+            .presence
+            .challenges
+            .redeem(
+                &proof.challenge,
+                &req.facility_code,
+                &req.station_id,
+                OffsetDateTime::now_utc(),
+                self.lookup.cache().connection(),
+            )
+            .await
+            .map_err(|error| {
+                self.metrics.presence_proof("refused");
+                Status::failed_precondition(format!("presence_proof.challenge: {error}"))
+            })?;
+        let citizen = match &valid.subject {
+            Subject::Citizen(id) => Some(id.as_str().to_owned()),
+            Subject::Card(_) => None,
+        };
+        let (verifier, proof) = (self.presence.verifier.clone(), proof.clone());
+        // Certificate chains on brainpoolP512r1 cost milliseconds: off the async workers.
+        let verdict = tokio::task::spawn_blocking(move || {
+            verifier.verify(&proof, &nonce, citizen.as_deref(), SystemTime::now())
+        })
+        .await
+        .map_err(|_| Status::internal("the presence proof could not be verified"))?;
+        self.metrics.presence_proof(if verdict.verified() {
+            "verified"
+        } else {
+            "failed"
+        });
+        Ok(Some(verdict))
+    }
+
     async fn answer(
         &self,
         req: &CheckCoverageRequest,
         valid: ValidCheck,
         subject_hash: String,
         payload_hash: String,
+        presence: Option<PresenceVerdict>,
         started: Instant,
     ) -> Result<CheckCoverageResponse, Status> {
+        let presence_status = match &presence {
+            None => PresenceStatus::NotOffered,
+            Some(v) if v.verified() => PresenceStatus::Verified,
+            Some(_) => PresenceStatus::Failed,
+        };
         let now = OffsetDateTime::now_utc();
         let (verdict, card, cache) = match self.lookup.find(&valid.subject).await {
             Ok((cached, provenance)) => {
@@ -329,6 +394,9 @@ impl Checks {
                 passive: valid.evidence.passive_authentication,
                 chip: valid.evidence.chip_authentication,
                 active: valid.evidence.active_authentication,
+                presence: presence
+                    .as_ref()
+                    .map(|v| if v.verified() { "verified" } else { "failed" }.to_owned()),
             },
             rec: base.record_id.clone(),
             req: req.request_id.clone(),
@@ -353,6 +421,7 @@ impl Checks {
             }),
             source: self.lookup.source_name().to_owned(),
             proof_token: proof,
+            presence: presence.as_ref().map(presence_result),
         };
         let entry = AuditEntry {
             subject_kind: valid.subject.kind().to_owned(),
@@ -362,7 +431,15 @@ impl Checks {
             result: verdict.result as i32,
             source_code: verdict.source_code.to_owned(),
             cache_status: cache.status,
-            evidence: valid.evidence.clone(),
+            evidence: crate::audit::Evidence {
+                presence: presence_status as i32,
+                ..valid.evidence.clone()
+            },
+            detail: presence
+                .as_ref()
+                .filter(|v| !v.verified())
+                .map(|v| format!("presence not verified: {}", v.failures.join("; ")))
+                .unwrap_or_default(),
             ..base
         };
         let idempotent = Idempotent {
@@ -479,6 +556,27 @@ fn audit_subject(subject: &Subject) -> String {
 pub const AUDIT_SUBJECT: &str = "audit-subject";
 const IDEMPOTENT_ANSWER: &str = "idempotent-answer";
 
+fn presence_result(verdict: &PresenceVerdict) -> PresenceResult {
+    let failure = (!verdict.verified()).then(|| LocalizedText {
+        vi: format!(
+            "Không xác thực được chip thẻ: {}. Không coi danh tính là đã xác thực bằng chip.",
+            verdict.failures.join("; ")
+        ),
+        en: format!(
+            "The card's chip was not verified: {}. Do not treat the identity as chip-verified.",
+            verdict.failures.join("; ")
+        ),
+    });
+    PresenceResult {
+        verified: verdict.verified(),
+        passive_authentication: verdict.passive_authentication,
+        active_authentication: verdict.active_authentication,
+        citizen_matches: verdict.citizen_matches,
+        document_signer_issuer: verdict.document_signer_issuer.clone(),
+        failure,
+    }
+}
+
 fn invalid(error: &FieldError) -> Status {
     Status::invalid_argument(error.to_string())
 }
@@ -561,6 +659,36 @@ impl VerificationService for VerificationApi {
             .check(&caller, request.into_inner())
             .await
             .map(Response::new)
+    }
+
+    async fn issue_presence_challenge(
+        &self,
+        request: Request<IssuePresenceChallengeRequest>,
+    ) -> Result<Response<PresenceChallenge>, Status> {
+        let caller = self.0.admit(&request, CHECKERS).await?;
+        let req = request.into_inner();
+        if let Err(message) = caller.may_check_for(&req.facility_code, &req.station_id) {
+            return Err(self
+                .0
+                .record_denial(&caller.label, Status::permission_denied(message))
+                .await);
+        }
+        if let Err(error) = request::validate_station(&req.facility_code, &req.station_id) {
+            return Err(invalid(&error));
+        }
+        let issued = self.0.presence.challenges.issue(
+            &req.facility_code,
+            &req.station_id,
+            OffsetDateTime::now_utc(),
+        );
+        Ok(Response::new(PresenceChallenge {
+            challenge: issued.challenge,
+            nonce: issued.nonce.to_vec(),
+            expires_at: Some(prost_types::Timestamp {
+                seconds: issued.expires_at.unix_timestamp(),
+                nanos: 0,
+            }),
+        }))
     }
 
     type CheckCoverageBatchStream = BatchStream;

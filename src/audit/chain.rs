@@ -15,6 +15,9 @@ pub struct Evidence {
     pub chip_authentication: bool,
     pub active_authentication: bool,
     pub document_signer_issuer: String,
+    /// The backend's own verdict on a presence proof: 0 none offered, 1 verified, 2 failed
+    /// (`PresenceStatus`).
+    pub presence: i32,
 }
 
 /// What a record records.
@@ -140,6 +143,10 @@ pub fn record_hash(writer_id: &str, seq: i64, prev_hash: &str, entry: &AuditEntr
     h.int(e.active_authentication.into());
     h.field(e.document_signer_issuer.as_bytes());
     h.int(entry.latency_micros);
+    // Added later, and last: records without a presence proof keep the hash they always had.
+    if e.presence != 0 {
+        h.int(e.presence.into());
+    }
     h.finish()
 }
 

@@ -9,8 +9,8 @@ use crate::db;
 const RECORD_COLUMNS: &str = "writer_id, seq, record_id, kind, recorded_at, request_id, \
     facility_code, station_id, operator_hash, subject_kind, subject_hash, subject_sealed, result, \
     source_code, error_code, detail, cache_status, evidence_method, evidence_passive, \
-    evidence_chip, evidence_active, evidence_ds_issuer, latency_micros, prev_hash, record_hash";
-const RECORD_COLUMN_COUNT: usize = 25;
+    evidence_chip, evidence_active, evidence_ds_issuer, latency_micros, prev_hash, record_hash, evidence_presence";
+const RECORD_COLUMN_COUNT: usize = 26;
 
 /// The answer stored for an idempotency key.
 pub struct StoredAnswer {
@@ -102,7 +102,8 @@ pub async fn insert_group(
                 .bind(&e.evidence.document_signer_issuer)
                 .bind(e.latency_micros)
                 .bind(&r.prev_hash)
-                .bind(&r.record_hash);
+                .bind(&r.record_hash)
+                .bind(i64::from(e.evidence.presence));
         }
         query.execute(&mut *tx).await?;
     }
@@ -366,6 +367,7 @@ fn record_from_row(r: &AnyRow) -> Result<ChainedRecord, sqlx::Error> {
                 chip_authentication: flag(19)?,
                 active_authentication: flag(20)?,
                 document_signer_issuer: r.try_get(21)?,
+                presence: int(25)?,
             },
             latency_micros: r.try_get(22)?,
         },

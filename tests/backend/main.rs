@@ -9,6 +9,7 @@ mod checks;
 mod fixtures;
 mod harness_selftest;
 mod outages;
+mod presence;
 mod privacy;
 mod registry;
 mod security;

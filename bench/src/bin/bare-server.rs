@@ -9,7 +9,7 @@ use std::pin::Pin;
 use bhyt_proto::v1::verification_service_server::{VerificationService, VerificationServiceServer};
 use bhyt_proto::v1::{
     BatchItemResult, CacheInfo, CacheStatus, CheckCoverageRequest, CheckCoverageResponse, Coverage,
-    Date, LocalizedText, ResultCode,
+    Date, IssuePresenceChallengeRequest, LocalizedText, PresenceChallenge, ResultCode,
 };
 use clap::Parser;
 use tokio_stream::Stream;
@@ -34,6 +34,15 @@ impl VerificationService for Bare {
         let mut answer = self.0.clone();
         answer.request_id = request.into_inner().request_id;
         Ok(Response::new(answer))
+    }
+
+    async fn issue_presence_challenge(
+        &self,
+        _request: Request<IssuePresenceChallengeRequest>,
+    ) -> Result<Response<PresenceChallenge>, Status> {
+        Err(Status::unimplemented(
+            "the baseline answers single checks only",
+        ))
     }
 
     type CheckCoverageBatchStream = BatchStream;

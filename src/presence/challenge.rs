@@ -1,0 +1,239 @@
+//! Presence challenges: fresh, single-use, bound to the station that asked.
+//!
+//! A challenge carries its own proof of origin, so any replica can check one another issued:
+//! `version (1) | expires at (8, Unix seconds, big-endian) | nonce (8) | tag (16)`, the tag a
+//! keyed hash (the pseudonym key ring, which replicas share) over the station and those fields.
+//! Single use is enforced by remembering each redeemed tag until the challenge expires: in Redis
+//! when it is in use (so a replay at another replica is caught too), and always in process (so a
+//! replay is caught even while Redis is down).
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use ring::rand::{SecureRandom, SystemRandom};
+use time::OffsetDateTime;
+
+use crate::keys::Pseudonymizer;
+
+/// How long a challenge may be answered: a card read with PACE and Active Authentication takes
+/// a few seconds; two minutes leaves room for a slow reader and a retry, not for storing proofs.
+pub const LIFETIME: Duration = Duration::from_secs(120);
+
+const VERSION: u8 = 1;
+const TAG_LEN: usize = 16;
+const LEN: usize = 1 + 8 + 8 + TAG_LEN;
+const PURPOSE: &str = "presence-challenge";
+
+/// The 8-byte challenge the chip signs (INTERNAL AUTHENTICATE takes exactly 8).
+pub type Nonce = [u8; 8];
+
+pub struct Issued {
+    pub challenge: Vec<u8>,
+    pub nonce: Nonce,
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChallengeError {
+    #[error("the presence challenge is malformed: send PresenceChallenge.challenge unchanged")]
+    Malformed,
+    #[error("the presence challenge was not issued to this station by this service")]
+    NotIssuedHere,
+    #[error("the presence challenge has expired: ask for a new one")]
+    Expired,
+    #[error("the presence challenge was already used: ask for a new one for each check")]
+    AlreadyUsed,
+}
+
+pub struct Challenges {
+    keys: Pseudonymizer,
+    random: SystemRandom,
+    redeemed: moka::sync::Cache<[u8; TAG_LEN], ()>,
+    redis_timeout: Duration,
+}
+
+impl Challenges {
+    pub fn new(keys: Pseudonymizer, redis_timeout: Duration) -> Self {
+        Self {
+            keys,
+            random: SystemRandom::new(),
+            // Entries outlive their challenge by nothing: an expired challenge fails anyway.
+            redeemed: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(LIFETIME)
+                .build(),
+            redis_timeout,
+        }
+    }
+
+    pub fn issue(&self, facility: &str, station: &str, now: OffsetDateTime) -> Issued {
+        let mut nonce = [0u8; 8];
+        self.random
+            .fill(&mut nonce)
+            .expect("the system's random source works");
+        // Whole seconds: what the challenge says is what the answer says.
+        let expires = (now + LIFETIME).unix_timestamp();
+        let mut challenge = Vec::with_capacity(LEN);
+        challenge.push(VERSION);
+        challenge.extend_from_slice(&expires.to_be_bytes());
+        challenge.extend_from_slice(&nonce);
+        let tag = self.tags(facility, station, &challenge).remove(0);
+        challenge.extend_from_slice(&tag);
+        Issued {
+            challenge,
+            nonce,
+            expires_at: OffsetDateTime::from_unix_timestamp(expires).unwrap_or(now + LIFETIME),
+        }
+    }
+
+    /// Checks that `challenge` was issued to this station, is unexpired and unused, and marks it
+    /// used; returns the nonce the chip must have signed.
+    pub async fn redeem(
+        &self,
+        challenge: &[u8],
+        facility: &str,
+        station: &str,
+        now: OffsetDateTime,
+        redis: Option<ConnectionManager>,
+    ) -> Result<Nonce, ChallengeError> {
+        if challenge.len() != LEN || challenge[0] != VERSION {
+            return Err(ChallengeError::Malformed);
+        }
+        let (body, tag) = challenge.split_at(LEN - TAG_LEN);
+        // Any key of the ring: a challenge issued just before a key rotation still counts.
+        if !self
+            .tags(facility, station, body)
+            .iter()
+            .any(|t| same_tag(t, tag))
+        {
+            return Err(ChallengeError::NotIssuedHere);
+        }
+        let expires = i64::from_be_bytes(body[1..9].try_into().expect("8 bytes"));
+        let remaining = expires - now.unix_timestamp();
+        if remaining <= 0 {
+            return Err(ChallengeError::Expired);
+        }
+        let tag: [u8; TAG_LEN] = tag.try_into().expect("16 bytes");
+        if self.redeemed.contains_key(&tag) {
+            return Err(ChallengeError::AlreadyUsed);
+        }
+        self.redeemed.insert(tag, ());
+        if let Some(redis) = redis
+            && !self.first_use_in_redis(redis, &tag, remaining).await
+        {
+            return Err(ChallengeError::AlreadyUsed);
+        }
+        Ok(body[9..17].try_into().expect("8 bytes"))
+    }
+
+    /// Records the tag in Redis unless it is there already. An unreachable Redis counts as a
+    /// first use: the in-process record still stops replays at this replica.
+    async fn first_use_in_redis(
+        &self,
+        mut redis: ConnectionManager,
+        tag: &[u8; TAG_LEN],
+        remaining_secs: i64,
+    ) -> bool {
+        let key = format!("bhyt:presence:{}", hex::encode(tag));
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(1).arg("NX").arg("EX").arg(remaining_secs);
+        let command = set.query_async::<Option<String>>(&mut redis);
+        match tokio::time::timeout(self.redis_timeout, command).await {
+            Ok(Ok(set)) => set.is_some(),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "redis: presence challenge not recorded there");
+                true
+            }
+            Err(_) => {
+                tracing::warn!("redis timed out: presence challenge not recorded there");
+                true
+            }
+        }
+    }
+
+    /// The tag under every pseudonym key, current first.
+    fn tags(&self, facility: &str, station: &str, body: &[u8]) -> Vec<[u8; TAG_LEN]> {
+        let value = format!("{facility}\0{station}\0{}", hex::encode(body));
+        self.keys
+            .all_hashes(PURPOSE, &value)
+            .iter()
+            .map(|h| {
+                let bytes = hex::decode(h).expect("hex from the pseudonymizer");
+                bytes[..TAG_LEN].try_into().expect("a 32-byte hash")
+            })
+            .collect()
+    }
+}
+
+/// Equality that takes as long whichever byte differs: a forger learns nothing from timing.
+fn same_tag(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenges() -> Challenges {
+        Challenges::new(Pseudonymizer::new(b"test key"), Duration::from_secs(1))
+    }
+
+    #[tokio::test]
+    async fn a_challenge_is_redeemed_once_by_its_station_before_it_expires() {
+        let c = challenges();
+        let now = OffsetDateTime::now_utc();
+        let issued = c.issue("01821", "desk-1", now);
+        assert_eq!(issued.challenge.len(), LEN);
+        assert_eq!(
+            c.redeem(&issued.challenge, "01821", "desk-2", now, None)
+                .await,
+            Err(ChallengeError::NotIssuedHere)
+        );
+        assert_eq!(
+            c.redeem(&issued.challenge, "01821", "desk-1", now + LIFETIME, None)
+                .await,
+            Err(ChallengeError::Expired)
+        );
+        assert_eq!(
+            c.redeem(&issued.challenge, "01821", "desk-1", now, None)
+                .await,
+            Ok(issued.nonce)
+        );
+        assert_eq!(
+            c.redeem(&issued.challenge, "01821", "desk-1", now, None)
+                .await,
+            Err(ChallengeError::AlreadyUsed)
+        );
+    }
+
+    #[tokio::test]
+    async fn altered_or_foreign_challenges_are_refused() {
+        let c = challenges();
+        let now = OffsetDateTime::now_utc();
+        let issued = c.issue("01821", "desk-1", now);
+        // Each byte matters: the version, the expiry (a later one would extend it), the nonce.
+        for i in 0..LEN {
+            let mut altered = issued.challenge.clone();
+            altered[i] ^= 1;
+            assert!(
+                c.redeem(&altered, "01821", "desk-1", now, None)
+                    .await
+                    .is_err(),
+                "byte {i}"
+            );
+        }
+        assert_eq!(
+            c.redeem(&issued.challenge[1..], "01821", "desk-1", now, None)
+                .await,
+            Err(ChallengeError::Malformed)
+        );
+        let other_service = Challenges::new(Pseudonymizer::new(b"other key"), LIFETIME);
+        assert_eq!(
+            other_service
+                .redeem(&issued.challenge, "01821", "desk-1", now, None)
+                .await,
+            Err(ChallengeError::NotIssuedHere)
+        );
+    }
+}
