@@ -24,12 +24,14 @@ use crate::api::verification::{Checks, Secrets, VerificationApi};
 use crate::audit::AuditLog;
 use crate::audit::writer::WriterOptions;
 use crate::cache::CoverageCache;
-use crate::config::Config;
+use crate::config::{Config, SourceKind};
 use crate::db::{self, Schema};
 use crate::keys::{CheckpointVerifier, KeyError, Keys};
 use crate::lookup::Lookup;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::source::CoverageSource;
+use crate::source::gateway::{GatewaySetupError, GatewaySource};
 use crate::tls::{self, HandshakeFailure, ServerTls, TlsSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,8 @@ pub enum StartError {
     Serve(String),
     #[error("mutual TLS: {0}")]
     Tls(crate::tls::TlsError),
+    #[error("gateway source: {0}")]
+    Gateway(#[from] GatewaySetupError),
 }
 
 /// A started backend: databases open, audit writer running, not yet serving.
@@ -97,7 +101,13 @@ impl App {
         if config.cache.redis_url.is_empty() {
             tracing::warn!("no redis configured: caching in this process only");
         }
-        let source = Arc::new(Registry::new(registry_pool.clone()));
+        let source: Arc<dyn CoverageSource> = match config.source.kind {
+            SourceKind::Gateway => {
+                tracing::info!("coverage source: the national gateway");
+                Arc::new(GatewaySource::new(&config.source)?)
+            }
+            _ => Arc::new(Registry::new(registry_pool.clone())),
+        };
         let lookup = Lookup::new(cache, source, metrics.clone(), config.cache.coalesce);
         let checks = Arc::new(Checks::new(
             lookup,
