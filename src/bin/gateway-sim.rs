@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -326,20 +325,26 @@ async fn check(
         return (StatusCode::UNAUTHORIZED, Json(code_only("401"))).into_response();
     }
     if let Some(body) = faults.raw_answer {
-        return ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
+        return (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response();
     }
     if let Some(code) = faults.unknown_code.filter(|c| !c.is_empty()) {
         return Json(code_only(&code)).into_response();
     }
     let field = |name: &str| form.get(name).map(|v| v.trim()).unwrap_or_default();
-    Json(sim.answer(
-        field("maThe"),
-        field("hoTen"),
-        field("ngaySinh"),
-        field("hoTenCb"),
-        field("cccdCb"),
+    Json(
+        sim.answer(
+            field("maThe"),
+            field("hoTen"),
+            field("ngaySinh"),
+            field("hoTenCb"),
+            field("cccdCb"),
+        )
+        .await,
     )
-    .await)
     .into_response()
 }
 
@@ -396,7 +401,9 @@ impl Sim {
         };
         let (note, _) = messages::for_result(verdict.result);
         let mut answer = match (card, code) {
-            (Some(card), "000" | "001" | "002" | "003" | "004" | "010" | "110") => card_fields(&card),
+            (Some(card), "000" | "001" | "002" | "003" | "004" | "010" | "110") => {
+                card_fields(&card)
+            }
             (Some(card), code) if code.starts_with("12") => card_fields(&card),
             _ => CheckAnswer::default(),
         };
@@ -434,10 +441,7 @@ async fn status(State(sim): State<Arc<Sim>>) -> Json<Status> {
     })
 }
 
-async fn change(
-    State(sim): State<Arc<Sim>>,
-    Json(change): Json<FaultChange>,
-) -> Json<Status> {
+async fn change(State(sim): State<Arc<Sim>>, Json(change): Json<FaultChange>) -> Json<Status> {
     {
         let mut faults = sim.faults.lock().expect("faults");
         if let Some(v) = change.latency_ms {

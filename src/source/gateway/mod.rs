@@ -122,7 +122,10 @@ impl GatewaySource {
     }
 
     /// Tries, and retries transient failures with back-off; a refused token is renewed once.
-    async fn check_with_retries(&self, query: &SourceQuery<'_>) -> Result<SourceAnswer, SourceError> {
+    async fn check_with_retries(
+        &self,
+        query: &SourceQuery<'_>,
+    ) -> Result<SourceAnswer, SourceError> {
         let mut renewed = false;
         let mut retry = 0;
         loop {
@@ -237,8 +240,7 @@ impl GatewaySource {
                 "the gateway refused the facility account's log-in: check [source] username and password".into(),
             ))
         };
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN
-        {
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(refused());
         }
         check_status(status)?;
@@ -253,10 +255,7 @@ impl GatewaySource {
                 // Renew before the gateway's expiry, timed from when the log-in was sent.
                 let lifetime = Duration::from_secs(key.expires_in);
                 let renew_after = requested + lifetime.saturating_sub(self.refresh_margin);
-                tracing::debug!(
-                    expires_in_secs = key.expires_in,
-                    "logged in to the gateway"
-                );
+                tracing::debug!(expires_in_secs = key.expires_in, "logged in to the gateway");
                 Ok(Token {
                     access: key.access_token,
                     id: key.id_token,
@@ -410,10 +409,22 @@ pub(crate) fn interpret(
         }
         "110" => facts(CardStatus::Revoked, Insurer::SocialSecurity)?,
         "120" => facts(CardStatus::Reduced, Insurer::SocialSecurity)?,
-        "121" => facts(CardStatus::ReducedMovedOutOfProvince, Insurer::SocialSecurity)?,
-        "122" => facts(CardStatus::ReducedMovedWithinProvince, Insurer::SocialSecurity)?,
-        "123" => facts(CardStatus::ReducedReaddedSameEmployer, Insurer::SocialSecurity)?,
-        "124" => facts(CardStatus::ReducedStoppedParticipating, Insurer::SocialSecurity)?,
+        "121" => facts(
+            CardStatus::ReducedMovedOutOfProvince,
+            Insurer::SocialSecurity,
+        )?,
+        "122" => facts(
+            CardStatus::ReducedMovedWithinProvince,
+            Insurer::SocialSecurity,
+        )?,
+        "123" => facts(
+            CardStatus::ReducedReaddedSameEmployer,
+            Insurer::SocialSecurity,
+        )?,
+        "124" => facts(
+            CardStatus::ReducedStoppedParticipating,
+            Insurer::SocialSecurity,
+        )?,
         "050" => None,
         "401" => return Ok(Interpreted::TokenRefused),
         "500" => return Ok(Interpreted::ServerError),
@@ -581,10 +592,26 @@ mod tests {
             ("002", CardStatus::Active, Insurer::PublicSecurity),
             ("110", CardStatus::Revoked, Insurer::SocialSecurity),
             ("120", CardStatus::Reduced, Insurer::SocialSecurity),
-            ("121", CardStatus::ReducedMovedOutOfProvince, Insurer::SocialSecurity),
-            ("122", CardStatus::ReducedMovedWithinProvince, Insurer::SocialSecurity),
-            ("123", CardStatus::ReducedReaddedSameEmployer, Insurer::SocialSecurity),
-            ("124", CardStatus::ReducedStoppedParticipating, Insurer::SocialSecurity),
+            (
+                "121",
+                CardStatus::ReducedMovedOutOfProvince,
+                Insurer::SocialSecurity,
+            ),
+            (
+                "122",
+                CardStatus::ReducedMovedWithinProvince,
+                Insurer::SocialSecurity,
+            ),
+            (
+                "123",
+                CardStatus::ReducedReaddedSameEmployer,
+                Insurer::SocialSecurity,
+            ),
+            (
+                "124",
+                CardStatus::ReducedStoppedParticipating,
+                Insurer::SocialSecurity,
+            ),
         ];
         for (code, status, insurer) in cases {
             let card = facts(interpret(&card_answer(code), &citizen()).unwrap());
@@ -651,10 +678,13 @@ mod tests {
     #[test]
     fn other_codes_are_verdicts_or_control_and_unknown_codes_are_kept() {
         assert_eq!(
-            interpret(&CheckAnswer {
-                ma_ket_qua: "050".into(),
-                ..Default::default()
-            }, &citizen())
+            interpret(
+                &CheckAnswer {
+                    ma_ket_qua: "050".into(),
+                    ..Default::default()
+                },
+                &citizen()
+            )
             .unwrap(),
             Interpreted::Answer(SourceAnswer::Facts(None))
         );
@@ -713,19 +743,64 @@ mod tests {
     #[test]
     fn unreadable_card_fields_are_malformed_naming_the_field_only() {
         let cases = [
-            ("maThe", CheckAnswer { ma_the: None, ..card_answer("000") }),
-            ("maThe", CheckAnswer { ma_the: Some("DN40101234".into()), ..card_answer("000") }),
-            ("hoTen", CheckAnswer { ho_ten: Some(" ".into()), ..card_answer("000") }),
-            ("ngaySinh", CheckAnswer { ngay_sinh: Some("14-03-1999".into()), ..card_answer("000") }),
-            ("gtTheDen", CheckAnswer { gt_the_den: Some("31/02/2026".into()), ..card_answer("000") }),
-            ("maDKBD", CheckAnswer { ma_dkbd: None, ..card_answer("000") }),
-            ("ngayDu5Nam", CheckAnswer { ngay_du_5_nam: Some("soon".into()), ..card_answer("000") }),
+            (
+                "maThe",
+                CheckAnswer {
+                    ma_the: None,
+                    ..card_answer("000")
+                },
+            ),
+            (
+                "maThe",
+                CheckAnswer {
+                    ma_the: Some("DN40101234".into()),
+                    ..card_answer("000")
+                },
+            ),
+            (
+                "hoTen",
+                CheckAnswer {
+                    ho_ten: Some(" ".into()),
+                    ..card_answer("000")
+                },
+            ),
+            (
+                "ngaySinh",
+                CheckAnswer {
+                    ngay_sinh: Some("14-03-1999".into()),
+                    ..card_answer("000")
+                },
+            ),
+            (
+                "gtTheDen",
+                CheckAnswer {
+                    gt_the_den: Some("31/02/2026".into()),
+                    ..card_answer("000")
+                },
+            ),
+            (
+                "maDKBD",
+                CheckAnswer {
+                    ma_dkbd: None,
+                    ..card_answer("000")
+                },
+            ),
+            (
+                "ngayDu5Nam",
+                CheckAnswer {
+                    ngay_du_5_nam: Some("soon".into()),
+                    ..card_answer("000")
+                },
+            ),
         ];
         for (name, answer) in cases {
             match interpret(&answer, &citizen()) {
                 Err(SourceError::Malformed(message)) => {
                     assert!(message.contains(name), "{message}");
-                    assert!(!message.contains("1999") && !message.contains("soon"), "{message}");
+                    assert!(
+                        !message.contains("1999") && !message.contains("soon"),
+                        "{message}"
+                    );
                 }
                 other => panic!("{name}: expected Malformed, got {other:?}"),
             }

@@ -214,10 +214,18 @@ mod tests {
             ..Default::default()
         };
         let json = serde_json::to_string(&answer).unwrap();
-        for field in ["\"maKetQua\"", "\"maDKBD\"", "\"ngayDu5Nam\"", "\"maTheMoi\""] {
+        for field in [
+            "\"maKetQua\"",
+            "\"maDKBD\"",
+            "\"ngayDu5Nam\"",
+            "\"maTheMoi\"",
+        ] {
             assert!(json.contains(field), "{json}");
         }
-        assert!(!json.contains("hoTen"), "absent fields are left out: {json}");
+        assert!(
+            !json.contains("hoTen"),
+            "absent fields are left out: {json}"
+        );
         let back: CheckAnswer = serde_json::from_str(&json).unwrap();
         assert_eq!(back, answer);
         // Fields this client does not know are ignored, and a bare code is an answer.
