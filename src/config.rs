@@ -284,6 +284,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment::Error
     fn the_gateway_password_comes_from_the_environment_and_is_never_printed() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

@@ -26,8 +26,9 @@ pub enum Provenance {
     Cache(CacheTier),
 }
 
-/// What a look-up found.
+/// What a look-up found. One per check, moved, never stored: boxing the facts would buy nothing.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Found {
     /// Facts to judge, from the cache or the source.
     Facts(CachedCoverage, Provenance),

@@ -106,7 +106,7 @@ impl App {
                 tracing::info!("coverage source: the national gateway");
                 Arc::new(GatewaySource::new(&config.source)?)
             }
-            _ => Arc::new(Registry::new(registry_pool.clone())),
+            SourceKind::Registry => Arc::new(Registry::new(registry_pool.clone())),
         };
         let lookup = Lookup::new(cache, source, metrics.clone(), config.cache.coalesce);
         let checks = Arc::new(Checks::new(

@@ -35,9 +35,11 @@ pub struct SourceQuery<'a> {
     pub operator_id: &'a str,
 }
 
-/// What a source answers.
+/// What a source answers. One per query, moved to the cache or the answer, never held in bulk:
+/// the facts stay unboxed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)]
 pub enum SourceAnswer {
     /// Facts about the subject's card (`None`: no card). They hold whoever asks, so they are
     /// cached, and the backend judges them for each request.

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use bhyt_proto::v1::check_coverage_request::Subject;
-use bhyt_proto::v1::{CheckCoverageRequest, CheckCoverageResponse, ResultCode};
+use bhyt_proto::v1::{CacheStatus, CheckCoverageRequest, CheckCoverageResponse, ResultCode};
 use bhyt_verify::config::{Config, Secret, SourceKind};
 use bhyt_verify::coverage::{self, CardRecord, Claim};
 use bhyt_verify::registry::generate::{Kind, SyntheticCard};
@@ -228,6 +228,36 @@ async fn reissued_cards_answer_with_the_new_card() {
         assert_eq!(coverage.card_number, replacement.card_number);
         assert!(coverage.new_card.is_none());
     }
+}
+
+#[tokio::test]
+async fn facts_are_cached_but_a_verdict_on_one_request_is_not() {
+    let OnGateway {
+        sim,
+        cards,
+        backend,
+        _dir,
+    } = on_gateway(300, |c| c.cache.enabled = true).await;
+    let valid = first(&cards, Kind::Valid);
+    let mut wrong_name = by_citizen("v1", valid);
+    wrong_name.full_name = "Thân Văn Khác".into();
+    assert_eq!(
+        result(&check(&backend, wrong_name).await),
+        ResultCode::NameMismatch
+    );
+    // Had the gateway's "wrong name" been cached for this citizen, the right name would get
+    // it too, from the cache, without a second card check.
+    let right = check(&backend, by_citizen("v2", valid)).await;
+    assert_eq!(result(&right), ResultCode::CardValid);
+    assert_eq!(right.cache.unwrap().status(), CacheStatus::Miss);
+    let again = check(&backend, by_citizen("v3", valid)).await;
+    assert_eq!(result(&again), ResultCode::CardValid);
+    assert_ne!(
+        again.cache.unwrap().status(),
+        CacheStatus::Miss,
+        "facts are cached"
+    );
+    assert_eq!(sim.counts().await.checks, 2);
 }
 
 #[tokio::test]

@@ -374,6 +374,7 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, Failure> 
 
 /// What a card check's answer means for this client.
 #[derive(Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // one per call, moved, never stored
 pub(crate) enum Interpreted {
     Answer(SourceAnswer),
     /// Code 500: the gateway's server failed; transient.
