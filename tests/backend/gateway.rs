@@ -261,6 +261,58 @@ async fn facts_are_cached_but_a_verdict_on_one_request_is_not() {
 }
 
 #[tokio::test]
+async fn a_coalesced_waiter_does_not_inherit_another_requests_verdict() {
+    let OnGateway {
+        sim,
+        cards,
+        backend,
+        _dir,
+    } = on_gateway(300, |c| c.cache.enabled = true).await;
+    let valid = first(&cards, Kind::Valid);
+    // Slow answers, so the second check joins the first one's query for the same citizen.
+    sim.set(r#"{"latency_ms": 1500}"#).await;
+    let valid_copy = valid.clone();
+    let mut wrong_name = by_citizen("w1", valid);
+    wrong_name.full_name = "Thân Văn Khác".into();
+    let first_check = {
+        let backend_client = backend.verification().await;
+        tokio::spawn(async move {
+            let mut client = backend_client;
+            client
+                .check_coverage(wrong_name)
+                .await
+                .unwrap()
+                .into_inner()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second_check = {
+        let mut client = backend.verification().await;
+        tokio::spawn(async move {
+            let request = by_citizen("w2", &valid_copy);
+            client.check_coverage(request).await.unwrap().into_inner()
+        })
+    };
+    // The second check really waits on the first one's query (bounded poll).
+    let mut joined = false;
+    for _ in 0..100 {
+        if backend.metric("bhyt_coalesced_waiting", &[]).await == 1.0 {
+            joined = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(joined, "the second check joined the first one's query");
+    let right = second_check.await.unwrap();
+    let wrong = first_check.await.unwrap();
+    assert_eq!(result(&wrong), ResultCode::NameMismatch);
+    // Sharing the first request's verdict would answer NAME_MISMATCH here; the waiter asks
+    // again with its own name instead.
+    assert_eq!(result(&right), ResultCode::CardValid);
+    assert_eq!(sim.counts().await.checks, 2);
+}
+
+#[tokio::test]
 async fn an_expired_token_costs_one_log_in_and_one_extra_call() {
     let OnGateway {
         sim,
