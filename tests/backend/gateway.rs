@@ -354,6 +354,37 @@ async fn an_expired_token_costs_one_log_in_and_one_extra_call() {
             checks: 4
         }
     );
+
+    // A burst refused together makes one log-in: each refused check forgets the token only if
+    // it is still the one refused (forgetting it unconditionally would log in up to 4 times).
+    sim.set(r#"{"expire_tokens": true}"#).await;
+    // Four people, so that coalescing does not merge the checks.
+    let people: Vec<&CardRecord> = cards
+        .iter()
+        .filter(|c| c.kind == Kind::Valid)
+        .map(|c| &c.record)
+        .filter(|c| c.citizen_id.is_some() && c.birth.day.is_some())
+        .take(4)
+        .collect();
+    assert_eq!(people.len(), 4);
+    let burst: Vec<_> = people
+        .into_iter()
+        .enumerate()
+        .map(|(n, person)| {
+            let request = by_citizen(&format!("burst-{n}"), person);
+            let client = backend.verification();
+            async move { client.await.check_coverage(request).await.unwrap() }
+        })
+        .collect();
+    for answer in futures::future::join_all(burst).await {
+        assert_eq!(result(&answer.into_inner()), ResultCode::CardValid);
+    }
+    let counts = sim.counts().await;
+    assert_eq!(counts.logins, 3, "{counts:?}");
+    // Four answered calls, and one refused call per check that used the old token (at least
+    // the first, at most all four: the burst is not perfectly simultaneous).
+    let refused = counts.checks - 4 - 4;
+    assert!((1..=4).contains(&refused), "{counts:?}");
 }
 
 #[tokio::test]

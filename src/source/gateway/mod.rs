@@ -61,8 +61,8 @@ struct Token {
 enum Failure {
     /// Worth another try after a back-off.
     Transient(String),
-    /// The token was refused: log in again, once.
-    Unauthorized,
+    /// This access token was refused: log in again, once.
+    Unauthorized(String),
     /// Retrying would not help.
     Final(SourceError),
 }
@@ -135,11 +135,16 @@ impl GatewaySource {
             };
             match failure {
                 Failure::Final(error) => return Err(error),
-                Failure::Unauthorized if !renewed => {
+                Failure::Unauthorized(refused) if !renewed => {
                     renewed = true;
-                    *self.token.lock().await = None;
+                    // Only if no other check has renewed it already: a burst of refused
+                    // calls makes one log-in, not one each.
+                    let mut slot = self.token.lock().await;
+                    if slot.as_ref().is_some_and(|t| t.access == refused) {
+                        *slot = None;
+                    }
                 }
-                Failure::Unauthorized => {
+                Failure::Unauthorized(_) => {
                     return Err(SourceError::Unavailable(
                         "the gateway refused a token it had just issued".into(),
                     ));
@@ -173,7 +178,7 @@ impl GatewaySource {
             cccd_cb: query.operator_id.to_owned(),
         };
         let params = TokenParams {
-            token: token.access,
+            token: token.access.clone(),
             id_token: token.id,
             username: self.username.clone(),
         };
@@ -187,7 +192,7 @@ impl GatewaySource {
             .map_err(transport)?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
-            return Err(Failure::Unauthorized);
+            return Err(Failure::Unauthorized(token.access));
         }
         check_status(status)?;
         let body = read_body(response).await?;
@@ -204,7 +209,7 @@ impl GatewaySource {
             Interpreted::ServerError => Err(Failure::Transient(
                 "the gateway answered code 500 (server error)".into(),
             )),
-            Interpreted::TokenRefused => Err(Failure::Unauthorized),
+            Interpreted::TokenRefused => Err(Failure::Unauthorized(token.access)),
         }
     }
 
