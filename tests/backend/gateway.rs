@@ -450,6 +450,28 @@ async fn a_slow_gateway_is_unavailable_within_the_timeouts() {
 }
 
 #[tokio::test]
+async fn the_total_timeout_cuts_retries_short() {
+    let OnGateway {
+        sim,
+        cards,
+        backend,
+        _dir,
+    } = on_gateway(300, |c| {
+        c.source.request_timeout_ms = 300;
+        c.source.retries = 10;
+        c.source.total_timeout_ms = 1_000;
+    })
+    .await;
+    sim.set(r#"{"latency_ms": 30000}"#).await;
+    let response = check(&backend, by_citizen("total", first(&cards, Kind::Valid))).await;
+    assert_cannot_verify(&response);
+    // Each try lasts at least its 0.3 s timeout, so within 1 s at most four start; without
+    // the total timeout all eleven would.
+    let checks = sim.counts().await.checks;
+    assert!((1..=4).contains(&checks), "{checks} tries");
+}
+
+#[tokio::test]
 async fn server_errors_are_retried_a_bounded_number_of_times() {
     let OnGateway {
         sim,
