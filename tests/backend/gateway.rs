@@ -185,6 +185,48 @@ async fn every_kind_of_card_and_identity_problem_comes_through_the_gateway() {
 }
 
 #[tokio::test]
+async fn the_operators_name_and_cccd_reach_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = app::config(dir.path());
+    let cards = fixtures::seed(&config, 300).await;
+    // The facility has registered the fixtures' operator, and one other staff member.
+    let registered = format!("{}=Lê Thị Thu", fixtures::OPERATOR_ID);
+    let sim = GatewaySim::start(
+        &config.registry_url(),
+        PASSWORD,
+        &[
+            "--staff",
+            &registered,
+            "--staff",
+            "001090000017=Phạm Văn Bình",
+        ],
+    );
+    use_gateway(&mut config, &sim.url, PASSWORD);
+    let backend = TestBackend::start(config).await;
+    let valid = first(&cards, Kind::Valid);
+    // Were the operator not sent, the gateway would answer 054 here.
+    assert_eq!(
+        result(&check(&backend, by_citizen("s1", valid)).await),
+        ResultCode::CardValid
+    );
+    let mut stranger = by_citizen("s2", valid);
+    stranger.operator.as_mut().unwrap().citizen_id = "001090000018".into();
+    let response = check(&backend, stranger).await;
+    assert_eq!(
+        (result(&response), response.source_result_code.as_str()),
+        (ResultCode::OperatorNotRegistered, "054")
+    );
+    let mut misnamed = by_citizen("s3", valid);
+    misnamed.operator.as_mut().unwrap().full_name = "Lê Thị Thuỷ".into();
+    let response = check(&backend, misnamed).await;
+    assert_eq!(
+        (result(&response), response.source_result_code.as_str()),
+        (ResultCode::OperatorNameMismatch, "055")
+    );
+    assert!(!response.usable);
+}
+
+#[tokio::test]
 async fn reissued_cards_answer_with_the_new_card() {
     let OnGateway {
         cards,
