@@ -22,6 +22,8 @@ pub struct Config {
     /// Logs as JSON lines instead of human-readable text.
     pub log_json: bool,
     pub registry: RegistryConfig,
+    /// Where coverage facts come from (`[source]`): the registry (default) or the gateway.
+    pub source: SourceConfig,
     pub audit: AuditConfig,
     pub cache: CacheConfig,
     pub limits: Limits,
@@ -60,6 +62,88 @@ impl Default for ChipConfig {
 pub struct RegistryConfig {
     /// `postgres://...` or `sqlite://...`; empty: `sqlite://<data_dir>/registry.sqlite`.
     pub url: String,
+}
+
+/// Which coverage source answers checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum SourceKind {
+    /// The registry database (`[registry] url`).
+    #[default]
+    Registry,
+    /// The national gateway (`[source] url`, `username`, `password`).
+    Gateway,
+}
+
+/// A secret from the configuration: shown as `[redacted]` by `Debug`, so printing a
+/// configuration never prints it.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `registry` (default) or `gateway`.
+    pub kind: SourceKind,
+    /// The gateway's base URL, e.g. `https://gateway.example/`; `http://` only for the simulator.
+    pub url: String,
+    /// The facility account's user name.
+    pub username: String,
+    /// The facility account's password; set it through `BHYT_SOURCE__PASSWORD`.
+    pub password: Secret,
+    /// Extra trusted CA certificates (PEM) for the gateway's TLS; empty: public roots only.
+    pub ca_cert: String,
+    /// Longest wait for a TCP (and TLS) connection to the gateway.
+    pub connect_timeout_ms: u64,
+    /// Longest wait for one gateway call (log-in or card check), answer included.
+    pub request_timeout_ms: u64,
+    /// Longest one check may spend on the gateway, retries and back-off included; keep it
+    /// below `[limits] request_timeout_ms` so the desk gets an answer, not a deadline.
+    pub total_timeout_ms: u64,
+    /// Retries of transient failures after the first try.
+    pub retries: u32,
+    /// First back-off ceiling; doubled for each further retry up to `backoff_max_ms`.
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// A token is renewed this long before the gateway says it expires.
+    pub token_refresh_margin_secs: u64,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self {
+            kind: SourceKind::Registry,
+            url: String::new(),
+            username: String::new(),
+            password: Secret::default(),
+            ca_cert: String::new(),
+            connect_timeout_ms: 2_000,
+            request_timeout_ms: 3_000,
+            total_timeout_ms: 8_000,
+            retries: 2,
+            backoff_base_ms: 100,
+            backoff_max_ms: 2_000,
+            token_refresh_margin_secs: 60,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -114,6 +198,7 @@ impl Default for Config {
             http_listen: ([127, 0, 0, 1], 9464).into(),
             log_json: false,
             registry: RegistryConfig::default(),
+            source: SourceConfig::default(),
             audit: AuditConfig::default(),
             cache: CacheConfig::default(),
             limits: Limits::default(),
@@ -230,6 +315,30 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment::Error
+    fn the_gateway_password_comes_from_the_environment_and_is_never_printed() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "bhyt.toml",
+                "[source]\nkind = \"gateway\"\nurl = \"https://gw.test/\"\nusername = \"bv01821\"\n",
+            )?;
+            jail.set_env("BHYT_SOURCE__PASSWORD", "s3cret-from-env");
+            jail.set_env("BHYT_SOURCE__RETRIES", "4");
+            let config = Config::load(Some(Path::new("bhyt.toml")))?;
+            assert_eq!(config.source.kind, SourceKind::Gateway);
+            assert_eq!(config.source.password.expose(), "s3cret-from-env");
+            assert_eq!(config.source.retries, 4);
+            // Debug output of the whole configuration (what a careless log line would print)
+            // does not carry it.
+            let printed = format!("{config:?}");
+            assert!(!printed.contains("s3cret"), "{printed}");
+            assert!(printed.contains("[redacted]"));
+            Ok(())
+        });
+        assert_eq!(Config::default().source.kind, SourceKind::Registry);
     }
 
     #[test]

@@ -88,7 +88,10 @@ enum AuditCommand {
 
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,sqlx=warn".into());
+        .unwrap_or_else(|_| "info,sqlx=warn".into())
+        // The gateway's card-check URL carries its token, and reqwest's own log lines have
+        // carried full URLs in some versions: capped here, whatever RUST_LOG asks for.
+        .add_directive("reqwest=info".parse().expect("a valid directive"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -24,7 +24,7 @@ use crate::api::verification::{Checks, Presence, Secrets, VerificationApi};
 use crate::audit::AuditLog;
 use crate::audit::writer::WriterOptions;
 use crate::cache::CoverageCache;
-use crate::config::Config;
+use crate::config::{Config, SourceKind};
 use crate::db::{self, Schema};
 use crate::keys::{CheckpointVerifier, KeyError, Keys};
 use crate::lookup::Lookup;
@@ -32,6 +32,8 @@ use crate::metrics::Metrics;
 use crate::presence::PresenceVerifier;
 use crate::presence::challenge::Challenges;
 use crate::registry::Registry;
+use crate::source::CoverageSource;
+use crate::source::gateway::{GatewaySetupError, GatewaySource};
 use crate::tls::{self, HandshakeFailure, ServerTls, TlsSettings};
 use cccd_authenticity::passive::Policy;
 
@@ -53,6 +55,8 @@ pub enum StartError {
     Tls(crate::tls::TlsError),
     #[error("chip trust store (chip.trust_dir): {0}")]
     Trust(std::io::Error),
+    #[error("gateway source: {0}")]
+    Gateway(#[from] GatewaySetupError),
 }
 
 /// A started backend: databases open, audit writer running, not yet serving.
@@ -118,7 +122,13 @@ impl App {
                 .map_err(StartError::Trust)?,
             ),
         };
-        let source = Arc::new(Registry::new(registry_pool.clone()));
+        let source: Arc<dyn CoverageSource> = match config.source.kind {
+            SourceKind::Gateway => {
+                tracing::info!("coverage source: the national gateway");
+                Arc::new(GatewaySource::new(&config.source)?)
+            }
+            SourceKind::Registry => Arc::new(Registry::new(registry_pool.clone())),
+        };
         let lookup = Lookup::new(cache, source, metrics.clone(), config.cache.coalesce);
         let checks = Arc::new(Checks::new(
             lookup,

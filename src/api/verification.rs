@@ -27,13 +27,14 @@ use crate::cache::CacheTier;
 use crate::card_number::benefit_percent;
 use crate::coverage::{self, CardRecord, Subject, Verdict};
 use crate::keys::Pseudonymizer;
-use crate::lookup::{Lookup, Provenance};
+use crate::lookup::{Found, Lookup, Provenance};
 use crate::messages;
 use crate::metrics::Metrics;
 use crate::presence::challenge::Challenges;
 use crate::presence::{PresenceVerdict, PresenceVerifier};
 use crate::proof::{EvidenceClaim, ProofClaims, ProofSigner};
 use crate::seal::Sealer;
+use crate::source::SourceQuery;
 use crate::tls::{HandshakeFailure, Role};
 
 /// The keys a check uses: pseudonyms for hashes, the sealer for data at rest, the proof signer.
@@ -347,8 +348,19 @@ impl Checks {
             Some(_) => PresenceStatus::Failed,
         };
         let now = OffsetDateTime::now_utc();
-        let (verdict, card, cache) = match self.lookup.find(&valid.subject).await {
-            Ok((cached, provenance)) => {
+        let query = SourceQuery {
+            subject: &valid.subject,
+            full_name: &valid.claim.full_name,
+            birth: valid.claim.birth,
+            operator_name: &valid.operator_name,
+            operator_id: valid.operator_id.as_str(),
+        };
+        let miss = CacheInfo {
+            status: CacheStatus::Miss as i32,
+            age_seconds: 0,
+        };
+        let (source_code, verdict, card, cache) = match self.lookup.find(&query).await {
+            Ok(Found::Facts(cached, provenance)) => {
                 let verdict = coverage::judge(
                     cached.card.as_ref(),
                     &valid.claim,
@@ -357,6 +369,7 @@ impl Checks {
                 let age = u32::try_from((now.unix_timestamp() - cached.fetched_at).max(0))
                     .unwrap_or(u32::MAX);
                 (
+                    verdict.source_code.to_owned(),
                     verdict,
                     cached.card,
                     CacheInfo {
@@ -365,14 +378,16 @@ impl Checks {
                     },
                 )
             }
+            // The source judged this request itself; its raw code is kept, known or not.
+            Ok(Found::Verdict {
+                result,
+                source_code,
+            }) => (source_code, coverage::verdict(result), None, miss),
             Err(error) => {
                 // A dead source is an outcome the desk must see, not a failed call.
                 tracing::warn!(%error, "coverage source failed");
-                let info = CacheInfo {
-                    status: CacheStatus::Miss as i32,
-                    age_seconds: 0,
-                };
-                (coverage::verdict(ResultCode::CannotVerifyNow), None, info)
+                let verdict = coverage::verdict(ResultCode::CannotVerifyNow);
+                (String::new(), verdict, None, miss)
             }
         };
         let (vi, en) = messages::for_result(verdict.result);
@@ -385,7 +400,7 @@ impl Checks {
             op: operator_hash.clone(),
             iat: now.unix_timestamp(),
             res: verdict.result.as_str_name().to_owned(),
-            src: verdict.source_code.to_owned(),
+            src: source_code.clone(),
             usable: verdict.usable,
             ev: EvidenceClaim {
                 method: IdentityMethod::try_from(valid.evidence.method)
@@ -404,7 +419,7 @@ impl Checks {
         let response = CheckCoverageResponse {
             request_id: req.request_id.clone(),
             result: verdict.result as i32,
-            source_result_code: verdict.source_code.to_owned(),
+            source_result_code: source_code.clone(),
             usable: verdict.usable,
             message: Some(LocalizedText {
                 vi: vi.into(),
@@ -429,7 +444,7 @@ impl Checks {
             subject_sealed: self.sealer.seal_text(AUDIT_SUBJECT, valid.subject.value()),
             operator_hash,
             result: verdict.result as i32,
-            source_code: verdict.source_code.to_owned(),
+            source_code,
             cache_status: cache.status,
             evidence: crate::audit::Evidence {
                 presence: presence_status as i32,

@@ -564,7 +564,6 @@ mod tests {
     use crate::coverage::Subject;
     use crate::registry::import::{ImportOptions, import};
     use crate::registry::tests::sqlite_registry;
-    use crate::source::CoverageSource;
     use time::macros::date;
 
     const TODAY: Date = date!(2026 - 03 - 15);

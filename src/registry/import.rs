@@ -477,7 +477,6 @@ mod tests {
     use crate::coverage::CardStatus;
     use crate::registry::csv_row::COLUMNS;
     use crate::registry::tests::sqlite_registry;
-    use crate::source::CoverageSource;
 
     const HEADER: &str = "card_number,social_insurance_number,citizen_id,full_name,date_of_birth,sex,valid_from,valid_to,primary_care_facility,area_code,five_year_date,issuing_office,status,insurer,replaced_by";
 

@@ -21,7 +21,7 @@ use time::{Date, Month};
 
 use crate::card_number::CardNumber;
 use crate::coverage::{BirthDate, CardRecord, CardStatus, Insurer, ReplacementCard, Subject};
-use crate::source::{CoverageSource, SourceError};
+use crate::source::{CoverageSource, SourceAnswer, SourceError, SourceQuery};
 
 /// Coverage facts from the registry database.
 #[derive(Clone)]
@@ -37,6 +37,30 @@ impl Registry {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The card that answers for `subject`: by citizen ID, the person's current card; by card
+    /// number (either form), that card, with its replacement if it was re-issued.
+    pub async fn lookup(&self, subject: &Subject) -> Result<Option<CardRecord>, SourceError> {
+        let (sql, key) = match subject {
+            Subject::Citizen(id) => (BY_CITIZEN, id.as_str()),
+            Subject::Card(CardNumber::Full(number)) => (BY_CARD_NUMBER, number.as_str()),
+            Subject::Card(CardNumber::SocialInsurance(number)) => {
+                (BY_SOCIAL_INSURANCE_NUMBER, number.as_str())
+            }
+        };
+        let mut conn = self.pool.acquire().await.map_err(source_error)?;
+        let row = sqlx::query(sql)
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(source_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let (mut card, replaced_by) = card_from_row(&row)?;
+        if let Some(next) = replaced_by {
+            card.replaced_by = Some(resolve_replacement(&mut conn, next).await?);
+        }
+        Ok(Some(card))
     }
 }
 
@@ -82,26 +106,10 @@ impl CoverageSource for Registry {
         "registry"
     }
 
-    async fn lookup(&self, subject: &Subject) -> Result<Option<CardRecord>, SourceError> {
-        let (sql, key) = match subject {
-            Subject::Citizen(id) => (BY_CITIZEN, id.as_str()),
-            Subject::Card(CardNumber::Full(number)) => (BY_CARD_NUMBER, number.as_str()),
-            Subject::Card(CardNumber::SocialInsurance(number)) => {
-                (BY_SOCIAL_INSURANCE_NUMBER, number.as_str())
-            }
-        };
-        let mut conn = self.pool.acquire().await.map_err(source_error)?;
-        let row = sqlx::query(sql)
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(source_error)?;
-        let Some(row) = row else { return Ok(None) };
-        let (mut card, replaced_by) = card_from_row(&row)?;
-        if let Some(next) = replaced_by {
-            card.replaced_by = Some(resolve_replacement(&mut conn, next).await?);
-        }
-        Ok(Some(card))
+    /// Facts only: the registry leaves the verdict to the backend, which judges the name and
+    /// date of birth itself.
+    async fn check(&self, query: &SourceQuery<'_>) -> Result<SourceAnswer, SourceError> {
+        self.lookup(query.subject).await.map(SourceAnswer::Facts)
     }
 }
 

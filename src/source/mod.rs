@@ -1,11 +1,17 @@
-//! Where coverage facts come from: the registry database (embedded default) or, later, the
-//! national gateway. Every source answers the same question for a [`Subject`].
+//! Where coverage facts come from: the registry database (embedded default) or the national
+//! gateway ([`gateway`]). Every source answers the same question, a [`SourceQuery`].
+
+pub mod gateway;
 
 use async_trait::async_trait;
+use bhyt_proto::v1::ResultCode;
 
-use crate::coverage::{CardRecord, Subject};
+use crate::coverage::{BirthDate, CardRecord, Subject};
 
-/// Why a source could not answer. Distinct from "no such card", which is `Ok(None)`.
+/// Why a source could not answer. Distinct from "no such card", which is `Facts(None)`.
+///
+/// `Unavailable` is worth trying again later (a circuit breaker counts it); `Malformed` means
+/// the source answered and the answer cannot be read, which retrying does not change.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {
@@ -15,12 +21,44 @@ pub enum SourceError {
     Malformed(String),
 }
 
+/// One check as a source sees it: whom it is about, what the desk typed, and who is asking.
+/// The registry needs only the subject; the national gateway wants all of it (since 2024 it
+/// logs the staff member's name and CCCD with every card check).
+///
+/// Personal data: nothing here may reach a log line or an error message.
+#[derive(Clone, Copy)]
+pub struct SourceQuery<'a> {
+    pub subject: &'a Subject,
+    pub full_name: &'a str,
+    pub birth: BirthDate,
+    pub operator_name: &'a str,
+    pub operator_id: &'a str,
+}
+
+/// What a source answers. One per query, moved to the cache or the answer, never held in bulk:
+/// the facts stay unboxed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+#[allow(clippy::large_enum_variant)]
+pub enum SourceAnswer {
+    /// Facts about the subject's card (`None`: no card). They hold whoever asks, so they are
+    /// cached, and the backend judges them for each request.
+    Facts(Option<CardRecord>),
+    /// The source's own verdict on this request alone (a wrong name, an operator the gateway
+    /// does not know, a code this service does not know): never cached, never shared with
+    /// other requests for the same subject. `source_code` is the source's raw code.
+    Verdict {
+        result: ResultCode,
+        source_code: String,
+    },
+}
+
 #[async_trait]
 pub trait CoverageSource: Send + Sync + 'static {
     /// A short name reported in answers and metrics: "registry", "gateway".
     fn name(&self) -> &'static str;
 
-    /// The card that answers for `subject`: by citizen ID, the person's current card; by card
-    /// number (either form), that card, with its replacement if it was re-issued.
-    async fn lookup(&self, subject: &Subject) -> Result<Option<CardRecord>, SourceError>;
+    /// The answer for `query`: by citizen ID, the person's current card; by card number
+    /// (either form), that card, with its replacement if it was re-issued.
+    async fn check(&self, query: &SourceQuery<'_>) -> Result<SourceAnswer, SourceError>;
 }

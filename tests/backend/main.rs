@@ -7,6 +7,7 @@ mod authorization;
 mod caching;
 mod checks;
 mod fixtures;
+mod gateway;
 mod harness_selftest;
 mod outages;
 mod presence;

@@ -6,7 +6,6 @@ use bhyt_verify::db::{self, Schema};
 use bhyt_verify::registry::Registry;
 use bhyt_verify::registry::generate::{self, Generator, Kind};
 use bhyt_verify::registry::import::{ImportOptions, import};
-use bhyt_verify::source::CoverageSource;
 use emrtd::cccd::id_number::CitizenId;
 
 use crate::support;

@@ -3,11 +3,13 @@
 //! machine's own PostgreSQL on 5432 and Redis on 6379 are never contacted).
 
 mod exit_guard;
+mod gateway_sim;
 pub mod personal_data;
 mod postgres;
 mod redis;
 
 pub use exit_guard::ExitGuard;
+pub use gateway_sim::{Counts, GatewaySim, USERNAME as GATEWAY_USERNAME};
 pub use postgres::{Postgres, postgres};
 pub use redis::RedisServer;
 
