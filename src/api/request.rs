@@ -238,6 +238,7 @@ mod tests {
                 method: IdentityMethod::Typed as i32,
                 ..Default::default()
             }),
+            presence_proof: None,
         }
     }
 
