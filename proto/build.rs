@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["bhyt/verify/v1/coverage.proto"];
+    let files = [
+        "bhyt/verify/v1/coverage.proto",
+        "bhyt/verify/v1/admin.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

@@ -46,6 +46,7 @@ pub struct CoverageCache {
     /// False when caching is switched off (`cache.enabled = false`): nothing is read or written.
     enabled: bool,
     redis: Arc<OnceCell<ConnectionManager>>,
+    redis_configured: bool,
     /// Whether the last Redis command worked; flips are logged once.
     redis_healthy: AtomicBool,
     fallback: moka::future::Cache<String, Arc<FallbackEntry>>,
@@ -74,6 +75,7 @@ impl CoverageCache {
         Ok(Arc::new(Self {
             enabled: config.enabled,
             redis,
+            redis_configured,
             redis_healthy: AtomicBool::new(redis_configured),
             fallback: moka::future::Cache::builder()
                 .max_capacity(config.fallback_capacity)
@@ -183,6 +185,45 @@ impl CoverageCache {
                 tracing::warn!("redis is unreachable: falling back to the in-process cache");
             }
         }
+    }
+}
+
+impl CoverageCache {
+    /// Forgets the entries of `subjects` after an import changed them: in Redis (shared by the
+    /// replicas) and in this process's fallback. Returns how many keys were named. A configured
+    /// Redis that cannot be reached is an error: its stale entries would outlive the import.
+    pub async fn forget<E>(
+        &self,
+        subjects: impl Iterator<Item = Result<Subject, E>>,
+    ) -> Result<usize, InvalidateError>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let mut redis = self.connection();
+        if self.redis_configured && redis.is_none() {
+            return Err(InvalidateError::Redis(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "not connected",
+            ))));
+        }
+        let mut named = 0;
+        let mut chunk = Vec::with_capacity(1000);
+        let mut subjects = subjects.peekable();
+        while subjects.peek().is_some() {
+            chunk.clear();
+            for subject in subjects.by_ref().take(1000) {
+                let subject = subject.map_err(|e| InvalidateError::Subjects(Box::new(e)))?;
+                chunk.push(self.key(&subject));
+            }
+            if let Some(conn) = redis.as_mut() {
+                let _: () = self.bounded(conn.del(&chunk)).await?;
+            }
+            for key in &chunk {
+                self.fallback.invalidate(key).await;
+            }
+            named += chunk.len();
+        }
+        Ok(named)
     }
 }
 

@@ -188,6 +188,8 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Longest a single check may take end to end.
     pub request_timeout_ms: u64,
+    /// The largest registry upload `AdminService.ImportRegistry` accepts (larger files: the CLI).
+    pub max_import_bytes: u64,
 }
 
 impl Default for Config {
@@ -240,6 +242,7 @@ impl Default for Limits {
             max_message_bytes: 64 * 1024,
             max_concurrent_requests: 512,
             request_timeout_ms: 10_000,
+            max_import_bytes: 256 << 20,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use bhyt_proto::v1::admin_service_server::AdminServiceServer;
 use bhyt_proto::v1::audit_service_server::AuditServiceServer;
 use bhyt_proto::v1::verification_service_server::VerificationServiceServer;
 use sqlx::AnyPool;
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::abuse::AbuseLimits;
+use crate::api::admin::AdminApi;
 use crate::api::audit::AuditApi;
 use crate::api::caller::Gate;
 use crate::api::verification::{Checks, Presence, Secrets, VerificationApi};
@@ -176,6 +178,9 @@ impl App {
         health_reporter
             .set_serving::<AuditServiceServer<AuditApi>>()
             .await;
+        health_reporter
+            .set_serving::<AdminServiceServer<AdminApi>>()
+            .await;
 
         // The transport refuses only absurd messages; the check itself refuses, audits and
         // names anything above the configured limit.
@@ -190,6 +195,13 @@ impl App {
                 .saturating_mul(3_000_000),
         })
         .max_decoding_message_size(transport_limit);
+
+        let admin = AdminServiceServer::new(AdminApi {
+            checks: self.checks.clone(),
+            registry: self.registry_pool.clone(),
+            staging_dir: self.config.data_dir.clone(),
+            max_import_bytes: limits.max_import_bytes,
+        });
 
         let operator = operator_routes(OperatorState {
             metrics: self.metrics.clone(),
@@ -212,7 +224,8 @@ impl App {
             .add_service(health)
             .add_service(reflection)
             .add_service(verification)
-            .add_service(audit);
+            .add_service(audit)
+            .add_service(admin);
         let result = match &self.tls {
             Some(tls) => {
                 let crl_watch = tls.spawn_crl_watch();

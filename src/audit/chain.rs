@@ -36,16 +36,19 @@ pub enum EventKind {
     PermissionDenied,
     /// A station slowed down by the abuse limits.
     Throttled,
+    /// An administrator's action (a registry import), or its refusal.
+    Administration,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::Check,
         EventKind::Refusal,
         EventKind::Connection,
         EventKind::AuditRead,
         EventKind::PermissionDenied,
         EventKind::Throttled,
+        EventKind::Administration,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +59,7 @@ impl EventKind {
             EventKind::AuditRead => "audit_read",
             EventKind::PermissionDenied => "permission_denied",
             EventKind::Throttled => "throttled",
+            EventKind::Administration => "admin",
         }
     }
 

@@ -241,3 +241,117 @@ async fn refused_handshakes_are_recorded_as_connection_events() {
     );
     s.backend.stop().await;
 }
+
+#[tokio::test]
+async fn only_administrators_import_the_registry_and_the_cache_forgets_what_changed() {
+    use bhyt_proto::v1::RegistryChunk;
+    use bhyt_proto::v1::admin_service_client::AdminServiceClient;
+    use bhyt_verify::coverage::CardStatus;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (s, cards) = secured(dir.path()).await;
+    let desk = s.issue("desk-1", Role::Station, Some("01821"), Some("desk-1"));
+    let admin = s.issue("admin", Role::Administrator, None, None);
+    let auditor = s.issue("auditor", Role::Auditor, None, None);
+    let mut as_desk = VerificationServiceClient::new(s.channel(&desk));
+
+    // The desk's answer is cached (in process: no Redis here).
+    let mut revoked = cards
+        .iter()
+        .find(|c| {
+            c.kind == Kind::Valid && c.record.citizen_id.is_some() && c.record.birth.day.is_some()
+        })
+        .unwrap()
+        .clone();
+    assert_eq!(
+        result_of(&mut as_desk, "before", &revoked.record).await,
+        ResultCode::CardValid
+    );
+
+    // The registry says the card was revoked: a CSV of one row, sent in two chunks.
+    revoked.record.status = CardStatus::Revoked;
+    let mut csv = Vec::new();
+    bhyt_verify::registry::generate::write_csv(&mut csv, [revoked.clone()]).unwrap();
+    let (head, tail) = csv.split_at(csv.len() / 2);
+    let upload = |parts: Vec<Vec<u8>>| {
+        futures::stream::iter(parts.into_iter().map(|csv| RegistryChunk {
+            csv,
+            skip_bad_rows: false,
+        }))
+    };
+
+    // Not a station's business: refused and audited.
+    let status = AdminServiceClient::new(s.channel(&desk))
+        .import_registry(upload(vec![csv.clone()]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    let mut as_admin = AdminServiceClient::new(s.channel(&admin));
+    let report = as_admin
+        .import_registry(upload(vec![head.to_vec(), tail.to_vec()]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (report.rows_read, report.rows_loaded, report.bad_row_count),
+        (1, 1, 0)
+    );
+    assert!(report.cache_entries_forgotten >= 1, "{report:?}");
+    // Without the cache forgetting, this would still be the cached CARD_VALID.
+    assert_eq!(
+        result_of(&mut as_desk, "after", &revoked.record).await,
+        ResultCode::CardRevoked
+    );
+
+    // A file with a bad row loads nothing and names the line, never the cell's text.
+    let mut bad = csv.clone();
+    bad.extend_from_slice(b"XX9999,not,a,card\n");
+    let status = as_admin
+        .import_registry(upload(vec![bad]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("line 3"), "{status:?}");
+    let status = as_admin.import_registry(upload(vec![])).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+
+    let records =
+        crate::audit_log::query_with(&mut AuditServiceClient::new(s.channel(&auditor))).await;
+    let admin_records: Vec<_> = records.iter().filter(|r| r.kind == "admin").collect();
+    assert_eq!(
+        admin_records.len(),
+        3,
+        "the import and both refused uploads"
+    );
+    assert!(
+        admin_records
+            .iter()
+            .all(|r| r.station_id.starts_with("admin:"))
+    );
+    assert!(
+        admin_records[0].detail.contains("1 loaded"),
+        "{:?}",
+        admin_records[0].detail
+    );
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.kind == "permission_denied")
+            .count(),
+        1
+    );
+    s.backend.stop().await;
+}
+
+async fn result_of(
+    desk: &mut VerificationServiceClient<Channel>,
+    request_id: &str,
+    card: &bhyt_verify::coverage::CardRecord,
+) -> ResultCode {
+    let answer = desk
+        .check_coverage(by_citizen(request_id, card))
+        .await
+        .unwrap();
+    answer.into_inner().result()
+}
