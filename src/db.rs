@@ -59,14 +59,12 @@ fn sqlite_create_mode(url: &str) -> String {
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .map(|p| p.split('?').next().unwrap_or(p))
-    {
-        if let Some(dir) = std::path::Path::new(path)
+        && let Some(dir) = std::path::Path::new(path)
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
-        {
-            // A failure here shows as SQLite's own "unable to open database file".
-            let _ = std::fs::create_dir_all(dir);
-        }
+    {
+        // A failure here shows as SQLite's own "unable to open database file".
+        let _ = std::fs::create_dir_all(dir);
     }
     if url.starts_with("sqlite:") && !url.contains("mode=") {
         let sep = if url.contains('?') { '&' } else { '?' };

@@ -123,7 +123,7 @@ impl Sampler {
         self.seen += 1;
         if self.population.hot.len() < self.hot {
             self.population.hot.push(Person::from_card(card));
-        } else if self.seen % self.every == 0 {
+        } else if self.seen.is_multiple_of(self.every) {
             self.population.cold.push(Person::from_card(card));
         }
     }

@@ -29,7 +29,7 @@ pub async fn seed(config: &Config, count: usize) -> Vec<SyntheticCard> {
 }
 
 /// The first card of `kind` that has a citizen ID and a full date of birth.
-pub fn first<'a>(cards: &'a [SyntheticCard], kind: Kind) -> &'a CardRecord {
+pub fn first(cards: &[SyntheticCard], kind: Kind) -> &CardRecord {
     cards
         .iter()
         .find(|c| c.kind == kind && c.record.citizen_id.is_some() && c.record.birth.day.is_some())

@@ -264,8 +264,8 @@ async fn audit_point(
         (
             "one citizen, 30 days",
             Box::new(|i| QueryLookupsRequest {
-                from: whole.0.clone(),
-                to: whole.1.clone(),
+                from: whole.0,
+                to: whole.1,
                 subject: Some(query_lookups_request::Subject::CitizenId(
                     citizens[i * 7919 % CITIZENS].clone(),
                 )),
@@ -277,8 +277,8 @@ async fn audit_point(
         (
             "one facility, last hour",
             Box::new(|i| QueryLookupsRequest {
-                from: last_hour.0.clone(),
-                to: last_hour.1.clone(),
+                from: last_hour.0,
+                to: last_hour.1,
                 facility_code: format!("{:02}821", 1 + i as u64 % FACILITIES),
                 page_size: 100,
                 max_records: 100,
@@ -288,8 +288,8 @@ async fn audit_point(
         (
             "one station + result, 30 days",
             Box::new(|i| QueryLookupsRequest {
-                from: whole.0.clone(),
-                to: whole.1.clone(),
+                from: whole.0,
+                to: whole.1,
                 station_id: format!("desk-{}", i as u64 % STATIONS),
                 results: vec![ResultCode::CardRevoked as i32],
                 page_size: 100,
@@ -300,8 +300,8 @@ async fn audit_point(
         (
             "everything, last hour",
             Box::new(|_| QueryLookupsRequest {
-                from: last_hour.0.clone(),
-                to: last_hour.1.clone(),
+                from: last_hour.0,
+                to: last_hour.1,
                 page_size: 100,
                 max_records: 100,
                 ..Default::default()
