@@ -109,16 +109,20 @@ fn reader_card_insertion_full_pace_read_and_removal_through_pcscd() {
     let name = "BHYT Test PCD 00 00".to_string();
     let watcher = watcher();
     let events = watcher.events();
-    expect_event(events, "reader", |e| {
-        matches!(e, CardEvent::ReaderAdded { reader } if *reader == name)
-    });
+    expect_event(
+        events,
+        "reader",
+        |e| matches!(e, CardEvent::ReaderAdded { reader } if *reader == name),
+    );
 
     let card = VirtualReader::on_port(port)
         .insert(cccd, &CONTACTLESS_ATR, Behaviour::default(), WAIT)
         .unwrap_or_else(|e| panic!("{e}; pcscd log:\n{}", pcscd.log()));
-    let inserted = expect_event(events, "card insertion", |e| {
-        matches!(e, CardEvent::CardInserted { reader, .. } if *reader == name)
-    });
+    let inserted = expect_event(
+        events,
+        "card insertion",
+        |e| matches!(e, CardEvent::CardInserted { reader, .. } if *reader == name),
+    );
     assert_eq!(
         inserted,
         CardEvent::CardInserted {
@@ -165,8 +169,188 @@ fn reader_card_insertion_full_pace_read_and_removal_through_pcscd() {
     assert_eq!(card.counters().power_offs(), powered_off);
 
     card.remove();
-    expect_event(events, "card removal", |e| {
-        matches!(e, CardEvent::CardRemoved { reader } if *reader == name)
-    });
+    expect_event(
+        events,
+        "card removal",
+        |e| matches!(e, CardEvent::CardRemoved { reader } if *reader == name),
+    );
     watcher.stop();
+}
+
+#[test]
+fn a_card_pulled_mid_read_is_a_removal_error_and_the_watcher_sees_it_leave() {
+    let _lock = exclusive();
+    let (pcscd, port) = PrivatePcscd::start("BHYT Pull PCD");
+    let name = "BHYT Pull PCD 00 00".to_string();
+    let watcher = watcher();
+    let events = watcher.events();
+    // Pulled after PACE (5 APDUs after the EF.CardAccess probe), in the middle of the files.
+    let behaviour = Behaviour {
+        pull_after_apdus: Some(8),
+    };
+    let card = VirtualReader::on_port(port)
+        .insert(cccd, &CONTACTLESS_ATR, behaviour, WAIT)
+        .unwrap_or_else(|e| panic!("{e}; pcscd log:\n{}", pcscd.log()));
+    expect_event(
+        events,
+        "card insertion",
+        |e| matches!(e, CardEvent::CardInserted { reader, .. } if *reader == name),
+    );
+    let reader_name = name.clone();
+    let read = bounded("the interrupted read", move || {
+        let transport =
+            PcscCard::connect(&reader_name, ExtendedApduMemory::default()).expect("connect");
+        let mut reader = Reader::new(transport);
+        read_card(&mut reader).map(|_| ())
+    });
+    // The card is gone, said as such: not a protocol error, not a hang, not a panic. Without
+    // the pull the read succeeds and this fails.
+    assert_eq!(
+        read.err(),
+        Some(ReadError::Transport(TransportError::CardRemoved))
+    );
+    assert_eq!(card.counters().apdus(), 8);
+    expect_event(
+        events,
+        "card removal",
+        |e| matches!(e, CardEvent::CardRemoved { reader } if *reader == name),
+    );
+    drop(card);
+    watcher.stop();
+}
+
+#[test]
+fn pcscd_killed_and_restarted_the_watcher_recovers_and_sees_the_next_card() {
+    let _lock = exclusive();
+    let (mut pcscd, port) = PrivatePcscd::start("BHYT Restart PCD");
+    let name = "BHYT Restart PCD 00 00".to_string();
+    let watcher = watcher();
+    let events = watcher.events();
+    expect_event(
+        events,
+        "reader",
+        |e| matches!(e, CardEvent::ReaderAdded { reader } if *reader == name),
+    );
+    pcscd.kill();
+    expect_event(events, "service lost", |e| *e == CardEvent::ServiceLost);
+    expect_event(
+        events,
+        "reader gone with the service",
+        |e| matches!(e, CardEvent::ReaderRemoved { reader } if *reader == name),
+    );
+    pcscd.restart();
+    // Without re-establishing the context the watcher stays on the dead one and none of these
+    // come.
+    expect_event(events, "service restored", |e| {
+        *e == CardEvent::ServiceRestored
+    });
+    expect_event(
+        events,
+        "reader back",
+        |e| matches!(e, CardEvent::ReaderAdded { reader } if *reader == name),
+    );
+    let card = VirtualReader::on_port(port)
+        .insert(cccd, &CONTACTLESS_ATR, Behaviour::default(), WAIT)
+        .unwrap_or_else(|e| panic!("{e}; pcscd log:\n{}", pcscd.log()));
+    expect_event(
+        events,
+        "card insertion after the restart",
+        |e| matches!(e, CardEvent::CardInserted { reader, .. } if *reader == name),
+    );
+    let reader_name = name.clone();
+    let read = bounded("the read after the restart", move || {
+        let transport =
+            PcscCard::connect(&reader_name, ExtendedApduMemory::default()).expect("connect");
+        let mut reader = Reader::new(transport);
+        read_card(&mut reader).map(|f| f.dg13)
+    });
+    assert_eq!(read.expect("read after the restart"), files().dg13);
+    drop(card);
+    watcher.stop();
+}
+
+/// pcsc-lite 1.9.9 (Debian 12, libudev build) adds and removes readers live only for USB
+/// devices; SIGUSR1 (`pcscd --hotplug`) does not re-read reader.conf for serial drivers such as
+/// vpcd, so a change of readers is produced here across a pcscd restart (and vpcd serves one
+/// reader.conf line per pcscd, so the change replaces the line). The watcher's diffing of reader
+/// lists is the same code either way: a reader that appears in a listing is added, one that
+/// vanishes is removed with its card, and a vanished reader is not reported again.
+#[test]
+fn readers_appearing_and_vanishing_are_reported_with_their_cards() {
+    let _lock = exclusive();
+    let (mut pcscd, _port) = PrivatePcscd::start("BHYT Desk PCD");
+    let watcher = watcher();
+    let events = watcher.events();
+    expect_event(
+        events,
+        "first reader",
+        |e| matches!(e, CardEvent::ReaderAdded { reader } if reader == "BHYT Desk PCD 00 00"),
+    );
+    // Another reader in place of the first.
+    pcscd.remove_vpcd("vpcd-0");
+    let port = pcscd.add_vpcd("vpcd-0", "BHYT Second PCD");
+    pcscd.restart();
+    expect_event(
+        events,
+        "first reader gone",
+        |e| matches!(e, CardEvent::ReaderRemoved { reader } if reader == "BHYT Desk PCD 00 00"),
+    );
+    expect_event(
+        events,
+        "second reader",
+        |e| matches!(e, CardEvent::ReaderAdded { reader } if reader == "BHYT Second PCD 00 00"),
+    );
+    let card = VirtualReader::on_port(port)
+        .insert(cccd, &CONTACTLESS_ATR, Behaviour::default(), WAIT)
+        .unwrap_or_else(|e| panic!("{e}; pcscd log:\n{}", pcscd.log()));
+    expect_event(
+        events,
+        "card on the second reader",
+        |e| matches!(e, CardEvent::CardInserted { reader, .. } if reader == "BHYT Second PCD 00 00"),
+    );
+    // No reader left, with the card on it: the card leaves with the reader.
+    pcscd.remove_vpcd("vpcd-0");
+    pcscd.restart();
+    expect_event(
+        events,
+        "card gone with its reader",
+        |e| matches!(e, CardEvent::CardRemoved { reader } if reader == "BHYT Second PCD 00 00"),
+    );
+    expect_event(
+        events,
+        "second reader gone",
+        |e| matches!(e, CardEvent::ReaderRemoved { reader } if reader == "BHYT Second PCD 00 00"),
+    );
+    expect_event(events, "service back", |e| *e == CardEvent::ServiceRestored);
+    let mut later = Vec::new();
+    while let Ok(event) = events.recv_timeout(Duration::from_secs(2)) {
+        later.push(event);
+    }
+    // Without the diffing, a stale list would re-add readers that are gone.
+    assert!(
+        !later
+            .iter()
+            .any(|e| matches!(e, CardEvent::ReaderAdded { .. })),
+        "a reader came back with none configured: {later:?}"
+    );
+    drop(card);
+    watcher.stop();
+}
+
+#[test]
+fn stopping_the_watcher_cancels_its_blocking_wait() {
+    let _lock = exclusive();
+    let (_pcscd, _port) = PrivatePcscd::start("BHYT Stop PCD");
+    // A wait far longer than the bound below: only SCardCancel ends it in time.
+    let watcher = Watcher::start(WatcherConfig {
+        poll: Duration::from_secs(600),
+        retry: Duration::from_millis(200),
+    })
+    .expect("start watcher");
+    expect_event(watcher.events(), "reader", |e| {
+        matches!(e, CardEvent::ReaderAdded { .. })
+    });
+    // Let the thread settle into GetStatusChange.
+    std::thread::sleep(Duration::from_millis(500));
+    bounded("stopping the watcher", move || watcher.stop());
 }

@@ -78,6 +78,9 @@ impl<L: CardLink> Transport for PcscCard<L> {
         }
         match self.link.transmit(command) {
             Ok(response) if response.len() >= 2 => Ok(response),
+            // pcsc-lite passes an empty answer when the card left mid-command (seen with vpcd);
+            // the reader's state says so only after its next presence poll.
+            Ok(_) if card_leaving(&mut self.link) => Err(TransportError::CardRemoved),
             Ok(_) => Err(TransportError::Other(
                 "response shorter than a status word".into(),
             )),
@@ -90,6 +93,18 @@ impl<L: CardLink> Transport for PcscCard<L> {
             }
         }
     }
+}
+
+/// Whether the card turns out absent within a short bound (pcscd polls presence about every
+/// 400 ms), after an answer that only a vanished card gives.
+fn card_leaving(link: &mut impl CardLink) -> bool {
+    for _ in 0..15 {
+        if !link.card_present() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
 }
 
 /// Whether a command APDU uses extended length fields (ISO/IEC 7816-4: a body starting with a

@@ -149,7 +149,6 @@ fn run(shared: &Shared, tx: &Sender<CardEvent>, config: WatcherConfig) {
         }
         if ended == Ended::ServiceGone {
             lost = true;
-            let _ = tx.send(CardEvent::ServiceLost);
             std::thread::sleep(config.retry);
         }
     }
@@ -234,7 +233,10 @@ fn watch(
             seen.state = state;
         }
     };
-    // Whatever was there is gone with the context.
+    // Whatever was there is gone with the service: said first, then each reader.
+    if ended == Ended::ServiceGone {
+        let _ = tx.send(CardEvent::ServiceLost);
+    }
     for (name, seen) in std::mem::take(&mut readers) {
         if ended == Ended::ServiceGone {
             let reader = name_of(&name);

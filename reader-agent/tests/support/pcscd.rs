@@ -37,7 +37,9 @@ pub struct Exclusive {
 /// Takes the pcscd lock (blocks until other pcscd tests are done).
 pub fn exclusive() -> Exclusive {
     static IN_PROCESS: Mutex<()> = Mutex::new(());
-    let guard = IN_PROCESS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let guard = IN_PROCESS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let path = std::env::temp_dir().join("bhyt-verify-pcscd-tests.lock");
     let file = File::options()
         .create(true)
@@ -106,8 +108,10 @@ impl PrivatePcscd {
         (pcscd, port)
     }
 
-    /// Writes a vpcd line into the configuration (`file` in the conf dir) on free ports; returns
-    /// the first slot's port. A running pcscd sees it after [`PrivatePcscd::rescan`].
+    /// Writes a vpcd line (`file` in the conf dir) on free ports; returns the first slot's port.
+    /// A running pcscd sees it after a restart (pcsc-lite 1.9.9's SIGUSR1 does not re-read
+    /// reader.conf for serial drivers). vpcd serves one line per pcscd (a second line's slots
+    /// share the first's state in the driver): replace the line rather than add one.
     pub fn add_vpcd(&self, file: &str, name: &str) -> u16 {
         let port = free_port_pair();
         let text = format!(
@@ -120,12 +124,6 @@ impl PrivatePcscd {
     /// Removes a vpcd line from the configuration.
     pub fn remove_vpcd(&self, file: &str) {
         fs::remove_file(self.conf.join(file)).expect("remove reader conf");
-    }
-
-    /// Asks pcscd to re-read its serial reader configuration (SIGUSR1, what `pcscd --hotplug`
-    /// sends): how a reader is plugged in or out for pcscd's serial drivers.
-    pub fn rescan(&self) {
-        self.signal("USR1");
     }
 
     fn signal(&self, signal: &str) {
