@@ -350,6 +350,50 @@ mod tests {
         assert!(!memory.is_short_only("Desk reader 00"));
     }
 
+    /// A link whose transmit succeeds with an empty answer, as pcsc-lite reports a card that
+    /// left mid-command; the card is seen gone after `absent_after` presence checks.
+    struct EmptyAnswer {
+        checks: u32,
+        absent_after: Option<u32>,
+    }
+
+    impl CardLink for EmptyAnswer {
+        fn transmit(&mut self, _: &[u8]) -> Result<Vec<u8>, pcsc::Error> {
+            Ok(Vec::new())
+        }
+        fn card_present(&mut self) -> bool {
+            self.checks += 1;
+            self.absent_after.is_none_or(|n| self.checks <= n)
+        }
+    }
+
+    #[test]
+    fn an_empty_answer_is_removal_once_the_reader_sees_the_card_gone() {
+        let select = [0x00, 0xA4, 0x04, 0x0C, 0x01, 0xA0];
+        // The reader notices on its third presence check.
+        let link = EmptyAnswer {
+            checks: 0,
+            absent_after: Some(2),
+        };
+        let mut transport = PcscCard::over(link, "Desk reader 00", ExtendedApduMemory::default());
+        assert_eq!(
+            transport.transmit(&select),
+            Err(TransportError::CardRemoved)
+        );
+        // A card that stays yet answers nothing is a fault, not a removal, and the wait for the
+        // reader to notice is bounded.
+        let link = EmptyAnswer {
+            checks: 0,
+            absent_after: None,
+        };
+        let mut transport = PcscCard::over(link, "Desk reader 00", ExtendedApduMemory::default());
+        assert!(matches!(
+            transport.transmit(&select),
+            Err(TransportError::Other(_))
+        ));
+        assert_eq!(transport.into_link().checks, 15);
+    }
+
     #[test]
     fn pcsc_errors_map_to_what_the_reader_acts_on() {
         assert_eq!(
