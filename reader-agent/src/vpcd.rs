@@ -298,6 +298,120 @@ mod tests {
         assert_eq!(read_frame(&mut input).unwrap(), None);
     }
 
+    /// The driver's side of the link, played by the test over a real socket.
+    fn driver() -> (std::net::TcpListener, VirtualReader) {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        (listener, VirtualReader::on_port(port))
+    }
+
+    /// A chip that answers every APDU with 90 00 and counts how many it has seen.
+    struct Echo(u32);
+
+    impl Transport for Echo {
+        fn transmit(&mut self, _: &[u8]) -> Result<Vec<u8>, emrtd::transport::TransportError> {
+            self.0 += 1;
+            Ok(vec![0x90, 0x00, self.0 as u8])
+        }
+    }
+
+    fn wait_for_ending(card: &InsertedCard) -> Option<Ending> {
+        for _ in 0..100 {
+            if let Some(ending) = card.ending() {
+                return Some(ending);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    #[test]
+    fn answers_atr_requests_and_apdus_and_a_reset_gives_a_fresh_chip() {
+        let (listener, reader) = driver();
+        let card = reader
+            .insert(
+                || Echo(0),
+                &CONTACTLESS_ATR,
+                Behaviour::default(),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+        let (mut link, _) = listener.accept().unwrap();
+        write_frame(&mut link, &[CTRL_ATR]).unwrap();
+        assert_eq!(read_frame(&mut link).unwrap().unwrap(), CONTACTLESS_ATR);
+        write_frame(&mut link, &[CTRL_POWER_ON]).unwrap();
+        for n in 1..=2u8 {
+            write_frame(&mut link, &[0x00, 0x84, 0x00, 0x00, 0x08]).unwrap();
+            assert_eq!(read_frame(&mut link).unwrap().unwrap(), [0x90, 0x00, n]);
+        }
+        // Control codes other than the ATR request get no answer; after the reset the chip
+        // starts over (a chip kept across the reset would answer 3).
+        write_frame(&mut link, &[CTRL_RESET]).unwrap();
+        write_frame(&mut link, &[0x00, 0x84, 0x00, 0x00, 0x08]).unwrap();
+        assert_eq!(read_frame(&mut link).unwrap().unwrap(), [0x90, 0x00, 1]);
+        assert_eq!(card.counters().resets(), 1);
+        assert_eq!(card.counters().apdus(), 3);
+        // Removing the card closes the link.
+        assert_eq!(card.remove(), Some(Ending::Closed));
+        assert_eq!(read_frame(&mut link).unwrap(), None);
+    }
+
+    #[test]
+    fn pulled_after_n_apdus_drops_the_link_without_answering() {
+        let (listener, reader) = driver();
+        let behaviour = Behaviour {
+            pull_after_apdus: Some(1),
+        };
+        let card = reader
+            .insert(
+                || Echo(0),
+                &CONTACTLESS_ATR,
+                behaviour,
+                Duration::from_secs(5),
+            )
+            .unwrap();
+        let (mut link, _) = listener.accept().unwrap();
+        write_frame(&mut link, &[0x00, 0x84, 0x00, 0x00, 0x08]).unwrap();
+        assert!(read_frame(&mut link).unwrap().is_some());
+        write_frame(&mut link, &[0x00, 0x84, 0x00, 0x00, 0x08]).unwrap();
+        assert!(matches!(read_frame(&mut link), Ok(None) | Err(_)));
+        assert_eq!(wait_for_ending(&card), Some(Ending::Pulled));
+    }
+
+    #[test]
+    fn unknown_control_codes_and_empty_messages_end_the_link_as_protocol_errors() {
+        for bad in [&[0x07][..], &[][..]] {
+            let (listener, reader) = driver();
+            let card = reader
+                .insert(
+                    || Echo(0),
+                    &CONTACTLESS_ATR,
+                    Behaviour::default(),
+                    Duration::from_secs(5),
+                )
+                .unwrap();
+            let (mut link, _) = listener.accept().unwrap();
+            write_frame(&mut link, bad).unwrap();
+            assert!(matches!(wait_for_ending(&card), Some(Ending::Protocol(_))));
+        }
+    }
+
+    #[test]
+    fn no_driver_listening_is_a_clear_error_in_bounded_time() {
+        let (listener, reader) = driver();
+        drop(listener);
+        let started = Instant::now();
+        let result = reader.insert(
+            || Echo(0),
+            &CONTACTLESS_ATR,
+            Behaviour::default(),
+            Duration::from_millis(300),
+        );
+        assert!(matches!(result, Err(BridgeError::NotListening { .. })));
+        // A hang check (the retry loop ends), not a performance figure.
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
     #[test]
     fn an_oversized_answer_is_refused_rather_than_truncated() {
         let mut out = Vec::new();

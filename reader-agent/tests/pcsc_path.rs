@@ -136,10 +136,13 @@ fn reader_card_insertion_full_pace_read_and_removal_through_pcscd() {
     let (read, stats, transport) = bounded("the read", move || {
         let transport = PcscCard::connect(&reader_name, memory).expect("connect");
         let mut reader = Reader::new(transport);
+        let started = Instant::now();
         let read = read_card(&mut reader);
+        let took = started.elapsed();
         let stats = reader.stats().clone();
-        (read, stats, reader.into_transport())
+        (read, (stats, took), reader.into_transport())
     });
+    let (stats, took) = stats;
     let read = read.expect("full read over PC/SC");
     let want = files();
     assert_eq!(read.dg1, want.dg1);
@@ -154,7 +157,7 @@ fn reader_card_insertion_full_pace_read_and_removal_through_pcscd() {
     assert_eq!(stats.phase(Phase::Pace).apdus, 5);
     assert_eq!(card.counters().apdus(), u64::from(stats.total().apdus));
     eprintln!(
-        "read over pcscd+vpcd: {} APDUs ({} in PACE)",
+        "read over pcscd+vpcd: {} APDUs ({} in PACE) in {took:?} (reported, not asserted)",
         stats.total().apdus,
         stats.phase(Phase::Pace).apdus
     );
