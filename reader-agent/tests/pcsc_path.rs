@@ -3,6 +3,9 @@
 //! agent and the card: every APDU goes through libpcsclite, pcscd and vpcd's socket.
 //!
 //! Each test holds the pcscd lock (one private pcscd at a time) and bounds every wait.
+//! pcscd and vpcd are Debian packages: these tests are for Linux.
+
+#![cfg(target_os = "linux")]
 
 mod support;
 
@@ -337,6 +340,25 @@ fn readers_appearing_and_vanishing_are_reported_with_their_cards() {
         "a reader came back with none configured: {later:?}"
     );
     drop(card);
+    watcher.stop();
+}
+
+#[test]
+fn a_watcher_started_before_pcscd_reports_it_missing_then_sees_it_come_up() {
+    let _lock = exclusive();
+    let (mut pcscd, _port) = PrivatePcscd::prepare("BHYT Late PCD");
+    // Nothing serves the private socket yet (a desk PC where the agent starts first).
+    let watcher = watcher();
+    let events = watcher.events();
+    expect_event(events, "service missing", |e| *e == CardEvent::ServiceLost);
+    pcscd.restart();
+    // Without retrying the context the watcher would wait forever here.
+    expect_event(events, "service up", |e| *e == CardEvent::ServiceRestored);
+    expect_event(
+        events,
+        "reader",
+        |e| matches!(e, CardEvent::ReaderAdded { reader } if reader == "BHYT Late PCD 00 00"),
+    );
     watcher.stop();
 }
 

@@ -96,18 +96,27 @@ impl PrivatePcscd {
     /// Starts pcscd with one vpcd line (`name` 00 00 and `name` 00 01) on free ports; returns it
     /// and the first slot's port. Call under [`exclusive`].
     pub fn start(name: &str) -> (PrivatePcscd, u16) {
+        let (mut pcscd, port) = PrivatePcscd::prepare(name);
+        pcscd.launch().expect("start pcscd");
+        (pcscd, port)
+    }
+
+    /// Like [`PrivatePcscd::start`] but not started yet: the configuration is written and this
+    /// process's client points at the private socket, which nothing serves until
+    /// [`PrivatePcscd::restart`].
+    pub fn prepare(name: &str) -> (PrivatePcscd, u16) {
+        client_socket();
         let dir = tempfile::tempdir().expect("temp dir");
         let conf = dir.path().join("reader.conf.d");
         fs::create_dir(&conf).expect("conf dir");
         let log = dir.path().join("pcscd.log");
-        let mut pcscd = PrivatePcscd {
+        let pcscd = PrivatePcscd {
             _dir: dir,
             conf,
             log,
             child: None,
         };
         let port = pcscd.add_vpcd("vpcd-0", name);
-        pcscd.launch().expect("start pcscd");
         (pcscd, port)
     }
 
@@ -142,6 +151,7 @@ impl PrivatePcscd {
 
     fn launch(&mut self) -> io::Result<()> {
         let socket = client_socket();
+        // A socket file nobody serves (left by a killed pcscd) refuses clients: gone first.
         match fs::remove_file(socket) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
