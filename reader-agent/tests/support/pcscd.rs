@@ -11,7 +11,8 @@
 //! process's client library at it. Works as root and as a normal user (who only gets a harmless
 //! "cannot create /run/pcscd/pcscd.pid" in the log).
 //!
-//! pcscd's pid file path is still fixed (root's instance writes /run/pcscd/pcscd.pid), and the
+//! pcscd's pid file path is still fixed (root's instance writes /run/pcscd/pcscd.pid and removes
+//! it on exit; the harness puts back a file the machine's pcscd had there), and the
 //! client library reads `PCSCLITE_CSOCK_NAME` once per process, so tests that use pcscd take
 //! [`exclusive`]: a process-wide mutex plus a file lock across test binaries.
 
@@ -84,8 +85,13 @@ fn free_port_pair() -> u16 {
     panic!("no two free ports in a row");
 }
 
+/// pcscd's fixed pid file.
+const PID_FILE: &str = "/run/pcscd/pcscd.pid";
+
 /// A running private pcscd.
 pub struct PrivatePcscd {
+    /// The machine's pcscd pid file as found, restored when done.
+    machine_pid_file: Option<Vec<u8>>,
     _dir: tempfile::TempDir,
     conf: PathBuf,
     log: PathBuf,
@@ -111,6 +117,7 @@ impl PrivatePcscd {
         fs::create_dir(&conf).expect("conf dir");
         let log = dir.path().join("pcscd.log");
         let pcscd = PrivatePcscd {
+            machine_pid_file: fs::read(PID_FILE).ok(),
             _dir: dir,
             conf,
             log,
@@ -211,5 +218,8 @@ impl PrivatePcscd {
 impl Drop for PrivatePcscd {
     fn drop(&mut self) {
         self.stop();
+        if let Some(content) = &self.machine_pid_file {
+            let _ = fs::write(PID_FILE, content);
+        }
     }
 }
