@@ -70,6 +70,9 @@ pub struct Behaviour {
     /// The card leaves the field (the connection drops) when this many APDUs have been answered:
     /// the patient pulls it mid-read.
     pub pull_after_apdus: Option<u64>,
+    /// The card stops answering (stays in the field, says nothing) when this many APDUs have
+    /// been answered: an unresponsive card or reader.
+    pub stall_after_apdus: Option<u64>,
 }
 
 /// One vpcd slot of a private pcscd, addressed by its port.
@@ -191,6 +194,14 @@ fn serve<T: Transport, F: FnMut() -> T>(
                 {
                     let _ = stream.shutdown(Shutdown::Both);
                     return Ending::Pulled;
+                }
+                if behaviour
+                    .stall_after_apdus
+                    .is_some_and(|n| counters.apdus() >= n)
+                {
+                    // Silent until removed: the next read ends when the link is shut.
+                    let _ = read_frame(&mut stream);
+                    return Ending::Closed;
                 }
                 match card.transmit(apdu) {
                     Ok(response) => {
@@ -361,6 +372,7 @@ mod tests {
         let (listener, reader) = driver();
         let behaviour = Behaviour {
             pull_after_apdus: Some(1),
+            ..Behaviour::default()
         };
         let card = reader
             .insert(

@@ -193,6 +193,7 @@ fn a_card_pulled_mid_read_is_a_removal_error_and_the_watcher_sees_it_leave() {
     // Pulled after PACE (5 APDUs after the EF.CardAccess probe), in the middle of the files.
     let behaviour = Behaviour {
         pull_after_apdus: Some(8),
+        ..Behaviour::default()
     };
     let card = VirtualReader::on_port(port)
         .insert(cccd, &CONTACTLESS_ATR, behaviour, WAIT)
@@ -358,6 +359,99 @@ fn a_watcher_started_before_pcscd_reports_it_missing_then_sees_it_come_up() {
         events,
         "reader",
         |e| matches!(e, CardEvent::ReaderAdded { reader } if reader == "BHYT Late PCD 00 00"),
+    );
+    watcher.stop();
+}
+
+#[test]
+fn pcscd_killed_mid_session_fails_the_read_as_a_removal_not_a_hang() {
+    let _lock = exclusive();
+    let (mut pcscd, port) = PrivatePcscd::start("BHYT Crash PCD");
+    let name = "BHYT Crash PCD 00 00".to_string();
+    let watcher = watcher();
+    let card = VirtualReader::on_port(port)
+        .insert(cccd, &CONTACTLESS_ATR, Behaviour::default(), WAIT)
+        .unwrap_or_else(|e| panic!("{e}; pcscd log:\n{}", pcscd.log()));
+    expect_event(
+        watcher.events(),
+        "card insertion",
+        |e| matches!(e, CardEvent::CardInserted { reader, .. } if *reader == name),
+    );
+    let (opened_tx, opened_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let reader_name = name.clone();
+    let (result_tx, result_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let transport =
+            PcscCard::connect(&reader_name, ExtendedApduMemory::default()).expect("connect");
+        let mut reader = Reader::new(transport);
+        let password = PacePassword::can(CAN).expect("valid CAN");
+        let opened = reader
+            .establish_with(|t, stats| pace::establish(t, &password, None, stats))
+            .is_ok();
+        let _ = opened_tx.send(opened);
+        let _ = go_rx.recv();
+        let _ = result_tx.send(reader.read_file(0x01).map(|_| ()));
+    });
+    assert_eq!(opened_rx.recv_timeout(WAIT), Ok(true), "PACE over pcscd");
+    pcscd.kill();
+    let _ = go_tx.send(());
+    // With the daemon gone the card is lost to this session; said as a removal, in time.
+    let result = result_rx
+        .recv_timeout(WAIT)
+        .expect("the read after pcscd died did not end");
+    assert_eq!(
+        result.err(),
+        Some(ReadError::Transport(TransportError::CardRemoved))
+    );
+    drop(card);
+    watcher.stop();
+}
+
+/// pcsc-lite's SCardTransmit has no timeout: a card that stops answering holds the read until
+/// it leaves the field. The read runs off the watcher's thread, so the watcher keeps working,
+/// and removing the card releases the read with a removal error. (A deadline for the desk is the
+/// flow's: it gives up on the read thread and says the reader does not answer.)
+#[test]
+fn an_unresponsive_card_holds_the_read_until_removed_then_it_fails_as_a_removal() {
+    let _lock = exclusive();
+    let (pcscd, port) = PrivatePcscd::start("BHYT Mute PCD");
+    let name = "BHYT Mute PCD 00 00".to_string();
+    let watcher = watcher();
+    let behaviour = Behaviour {
+        stall_after_apdus: Some(7),
+        ..Behaviour::default()
+    };
+    let card = VirtualReader::on_port(port)
+        .insert(cccd, &CONTACTLESS_ATR, behaviour, WAIT)
+        .unwrap_or_else(|e| panic!("{e}; pcscd log:\n{}", pcscd.log()));
+    expect_event(
+        watcher.events(),
+        "card insertion",
+        |e| matches!(e, CardEvent::CardInserted { reader, .. } if *reader == name),
+    );
+    let reader_name = name.clone();
+    let (result_tx, result_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let transport =
+            PcscCard::connect(&reader_name, ExtendedApduMemory::default()).expect("connect");
+        let mut reader = Reader::new(transport);
+        let _ = result_tx.send(read_card(&mut reader).map(|_| ()));
+    });
+    // Still waiting on the silent card: the read neither succeeded nor invented an answer.
+    assert!(result_rx.recv_timeout(Duration::from_secs(2)).is_err());
+    card.remove();
+    let result = result_rx
+        .recv_timeout(WAIT)
+        .expect("removing the card did not release the read");
+    assert_eq!(
+        result.err(),
+        Some(ReadError::Transport(TransportError::CardRemoved))
+    );
+    expect_event(
+        watcher.events(),
+        "card removal",
+        |e| matches!(e, CardEvent::CardRemoved { reader } if *reader == name),
     );
     watcher.stop();
 }
