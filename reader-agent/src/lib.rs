@@ -1,0 +1,5 @@
+//! reader-agent: the program at the reception desk. This library holds its parts; `main.rs` is the
+//! program.
+
+pub mod card;
+pub mod vpcd;
