@@ -163,22 +163,30 @@ impl TrustStore {
         issuer: &[u8],
         at: std::time::SystemTime,
     ) -> Revocation {
-        let mut stale = None;
-        for crl in self.crls.iter().filter(|c| c.covers(cert, issuer)) {
-            if let Some(since) = crl.revocation_of(cert) {
-                return Revocation::Revoked {
-                    since,
-                    crl: crl.source.clone(),
-                };
-            }
-            if crl.current_at(at) {
-                return Revocation::NotRevoked {
-                    crl: crl.source.clone(),
-                };
-            }
-            stale = Some(crl.source.clone());
+        let covering: Vec<_> = self
+            .crls
+            .iter()
+            .filter(|c| c.covers(cert, issuer))
+            .collect();
+        // Any CRL listing it wins, whatever the order the CRLs were loaded in: an older CRL
+        // still within its next update must not hide a newer one that revokes.
+        if let Some((crl, since)) = covering
+            .iter()
+            .find_map(|crl| crl.revocation_of(cert).map(|since| (crl, since)))
+        {
+            return Revocation::Revoked {
+                since,
+                crl: crl.source.clone(),
+            };
         }
-        stale.map_or(Revocation::NoCrl, |crl| Revocation::StaleCrl { crl })
+        if let Some(crl) = covering.iter().find(|crl| crl.current_at(at)) {
+            return Revocation::NotRevoked {
+                crl: crl.source.clone(),
+            };
+        }
+        covering.last().map_or(Revocation::NoCrl, |crl| Revocation::StaleCrl {
+            crl: crl.source.clone(),
+        })
     }
 
     /// Adds one DER certificate; an undecodable one is recorded as skipped.

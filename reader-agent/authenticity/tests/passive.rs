@@ -231,6 +231,27 @@ fn revoked_document_signer_is_refused_with_a_reason() {
 }
 
 #[test]
+fn a_current_crl_loaded_first_does_not_hide_a_later_one_that_revokes() {
+    // Both CRLs are current; the first loaded does not list the signer, the second does. Fails
+    // if the first current CRL decided alone.
+    let csca = pki::csca(CSCA_NAME, 0x18);
+    let ds = ds(&csca, 7, Key::bp256(0x27));
+    let mut store = store_with(&csca, Some(pki::crl(&csca, &[])));
+    store
+        .add_crl_der(&pki::crl(&csca, &[7]), "newer CRL")
+        .unwrap();
+    let dgs = data_groups();
+    let report =
+        passive_authentication(&store, &sod(&ds, &dgs), &dgs, now(), Policy::default()).unwrap();
+    assert!(!report.is_genuine());
+    assert!(
+        matches!(&report.revocation, Revocation::Revoked { crl, .. } if crl == "newer CRL"),
+        "{:?}",
+        report.revocation
+    );
+}
+
+#[test]
 fn without_a_crl_revocation_is_unknown_and_not_genuine_by_default() {
     let csca = pki::csca(CSCA_NAME, 0x18);
     let ds = ds(&csca, 2, Key::bp256(0x27));
