@@ -96,6 +96,14 @@ impl AdminService for AdminApi {
         let caller = self.checks.admit(&request, ADMINISTRATORS).await?;
         let outcome = async {
             let (file, skip_bad_rows) = self.stage(request.into_inner()).await?;
+            // Recorded before the registry changes: an import the audit log cannot hear of
+            // does not happen.
+            self.record(
+                &caller.label,
+                "registry import started".into(),
+                tonic::Code::Ok,
+            )
+            .await?;
             let report = import_file(&self.registry, file.path(), ImportOptions { skip_bad_rows })
                 .await
                 .map_err(|error| match error {

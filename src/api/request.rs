@@ -189,11 +189,20 @@ fn evidence(req: &CheckCoverageRequest) -> Result<Evidence, FieldError> {
             "chip authentication flags need method CHIP",
         ));
     }
-    if req.presence_proof.is_some() && e.method != IdentityMethod::Chip as i32 {
-        return Err(FieldError::new(
-            "presence_proof",
-            "a presence proof needs evidence.method CHIP",
-        ));
+    if let Some(proof) = &req.presence_proof {
+        if e.method != IdentityMethod::Chip as i32 {
+            return Err(FieldError::new(
+                "presence_proof",
+                "a presence proof needs evidence.method CHIP",
+            ));
+        }
+        // Bounds what a proof can make the backend verify and write down.
+        if let Some(n) = proof.data_groups.keys().find(|n| !(1..=16).contains(*n)) {
+            return Err(FieldError::new(
+                "presence_proof.data_groups",
+                format!("data group {n} does not exist (1 to 16)"),
+            ));
+        }
     }
     if e.document_signer_issuer.chars().count() > MAX_ISSUER_CHARS {
         return Err(FieldError::new(

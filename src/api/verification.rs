@@ -234,7 +234,7 @@ impl Checks {
             Ok(None) => {
                 let subject_hash = self.subject_hash(&valid.subject);
                 match self.within_limits(&req, &subject_hash, started).await {
-                    Ok(()) => match self.presence_verdict(&req, &valid).await {
+                    Ok(()) => match self.presence_verdict(&req, &valid, &payload_hash).await {
                         Ok(presence) => {
                             self.answer(&req, valid, subject_hash, payload_hash, presence, started)
                                 .await
@@ -297,6 +297,7 @@ impl Checks {
         &self,
         req: &CheckCoverageRequest,
         valid: &ValidCheck,
+        payload_hash: &str,
     ) -> Result<Option<PresenceVerdict>, Status> {
         let Some(proof) = &req.presence_proof else {
             return Ok(None);
@@ -308,6 +309,14 @@ impl Checks {
                 &proof.challenge,
                 &req.facility_code,
                 &req.station_id,
+                // The request's keys and payload: its own retry may use the challenge again.
+                &self.keys.hash(
+                    "presence-request",
+                    &format!(
+                        "{}/{}/{}/{payload_hash}",
+                        req.facility_code, req.station_id, req.request_id
+                    ),
+                ),
                 OffsetDateTime::now_utc(),
                 self.lookup.cache().connection(),
             )
@@ -450,6 +459,12 @@ impl Checks {
             cache_status: cache.status,
             evidence: crate::audit::Evidence {
                 presence: presence_status as i32,
+                // What the backend read from EF.SOD itself, rather than the desk's claim.
+                document_signer_issuer: presence
+                    .as_ref()
+                    .map(|v| v.document_signer_issuer.clone())
+                    .filter(|issuer| !issuer.is_empty())
+                    .unwrap_or_else(|| valid.evidence.document_signer_issuer.clone()),
                 ..valid.evidence.clone()
             },
             detail: presence

@@ -3,9 +3,11 @@
 //! A challenge carries its own proof of origin, so any replica can check one another issued:
 //! `version (1) | expires at (8, Unix seconds, big-endian) | nonce (8) | tag (16)`, the tag a
 //! keyed hash (the pseudonym key ring, which replicas share) over the station and those fields.
-//! Single use is enforced by remembering each redeemed tag until the challenge expires: in Redis
-//! when it is in use (so a replay at another replica is caught too), and always in process (so a
-//! replay is caught even while Redis is down).
+//! Single use is enforced by remembering each redeemed tag, with the request that used it, until
+//! the challenge expires: in Redis when it is in use (so a replay at another replica is caught
+//! too), and always in process (so a replay is caught even while Redis is down; a replay at
+//! another replica during a Redis outage is the one that gets through). The same request sent
+//! again (a retry after UNAVAILABLE, same request id and payload) may use its challenge again.
 
 use std::time::Duration;
 
@@ -23,6 +25,8 @@ const VERSION: u8 = 1;
 const TAG_LEN: usize = 16;
 const LEN: usize = 1 + 8 + 8 + TAG_LEN;
 const PURPOSE: &str = "presence-challenge";
+/// Replicas' clocks may differ this much: a redeemed tag is remembered this much longer.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// The 8-byte challenge the chip signs (INTERNAL AUTHENTICATE takes exactly 8).
 pub type Nonce = [u8; 8];
@@ -49,7 +53,8 @@ pub enum ChallengeError {
 pub struct Challenges {
     keys: Pseudonymizer,
     random: SystemRandom,
-    redeemed: moka::sync::Cache<[u8; TAG_LEN], ()>,
+    /// Redeemed tags and the request (a hash of its keys and payload) that redeemed each.
+    redeemed: moka::sync::Cache<[u8; TAG_LEN], String>,
     redis_timeout: Duration,
 }
 
@@ -58,10 +63,11 @@ impl Challenges {
         Self {
             keys,
             random: SystemRandom::new(),
-            // Entries outlive their challenge by nothing: an expired challenge fails anyway.
+            // Entries outlive their challenge (by the clock skew allowed between replicas): an
+            // expired challenge fails anyway.
             redeemed: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
-                .time_to_live(LIFETIME)
+                .time_to_live(LIFETIME + CLOCK_SKEW)
                 .build(),
             redis_timeout,
         }
@@ -87,13 +93,15 @@ impl Challenges {
         }
     }
 
-    /// Checks that `challenge` was issued to this station, is unexpired and unused, and marks it
-    /// used; returns the nonce the chip must have signed.
+    /// Checks that `challenge` was issued to this station, is unexpired and unused by any other
+    /// request than `request` (a hash naming the request and its payload), and marks it used by
+    /// it; returns the nonce the chip must have signed.
     pub async fn redeem(
         &self,
         challenge: &[u8],
         facility: &str,
         station: &str,
+        request: &str,
         now: OffsetDateTime,
         redis: Option<ConnectionManager>,
     ) -> Result<Nonce, ChallengeError> {
@@ -115,32 +123,46 @@ impl Challenges {
             return Err(ChallengeError::Expired);
         }
         let tag: [u8; TAG_LEN] = tag.try_into().expect("16 bytes");
-        if self.redeemed.contains_key(&tag) {
+        // One atomic claim: of two requests racing with the same challenge, one wins.
+        let claim = self
+            .redeemed
+            .entry(tag)
+            .or_insert_with(|| request.to_owned());
+        if claim.value() != request {
             return Err(ChallengeError::AlreadyUsed);
         }
-        self.redeemed.insert(tag, ());
+        let skew = i64::try_from(CLOCK_SKEW.as_secs()).unwrap_or(0);
         if let Some(redis) = redis
-            && !self.first_use_in_redis(redis, &tag, remaining).await
+            && !self
+                .claim_in_redis(redis, &tag, request, remaining + skew)
+                .await
         {
             return Err(ChallengeError::AlreadyUsed);
         }
         Ok(body[9..17].try_into().expect("8 bytes"))
     }
 
-    /// Records the tag in Redis unless it is there already. An unreachable Redis counts as a
-    /// first use: the in-process record still stops replays at this replica.
-    async fn first_use_in_redis(
+    /// Claims the tag for `request` in Redis; false when another request holds it. An
+    /// unreachable Redis counts as a claim: the in-process record still stops replays here.
+    async fn claim_in_redis(
         &self,
         mut redis: ConnectionManager,
         tag: &[u8; TAG_LEN],
-        remaining_secs: i64,
+        request: &str,
+        lifetime_secs: i64,
     ) -> bool {
         let key = format!("bhyt:presence:{}", hex::encode(tag));
+        // SET NX GET (Redis 7): sets when absent and answers nil, else answers the holder.
         let mut set = redis::cmd("SET");
-        set.arg(&key).arg(1).arg("NX").arg("EX").arg(remaining_secs);
+        set.arg(&key)
+            .arg(request)
+            .arg("NX")
+            .arg("GET")
+            .arg("EX")
+            .arg(lifetime_secs);
         let command = set.query_async::<Option<String>>(&mut redis);
         match tokio::time::timeout(self.redis_timeout, command).await {
-            Ok(Ok(set)) => set.is_some(),
+            Ok(Ok(holder)) => holder.is_none_or(|h| h == request),
             Ok(Err(error)) => {
                 tracing::warn!(%error, "redis: presence challenge not recorded there");
                 true
@@ -186,22 +208,35 @@ mod tests {
         let issued = c.issue("01821", "desk-1", now);
         assert_eq!(issued.challenge.len(), LEN);
         assert_eq!(
-            c.redeem(&issued.challenge, "01821", "desk-2", now, None)
+            c.redeem(&issued.challenge, "01821", "desk-2", "r1", now, None)
                 .await,
             Err(ChallengeError::NotIssuedHere)
         );
         assert_eq!(
-            c.redeem(&issued.challenge, "01821", "desk-1", now + LIFETIME, None)
-                .await,
+            c.redeem(
+                &issued.challenge,
+                "01821",
+                "desk-1",
+                "r1",
+                now + LIFETIME,
+                None
+            )
+            .await,
             Err(ChallengeError::Expired)
         );
         assert_eq!(
-            c.redeem(&issued.challenge, "01821", "desk-1", now, None)
+            c.redeem(&issued.challenge, "01821", "desk-1", "r1", now, None)
+                .await,
+            Ok(issued.nonce)
+        );
+        // The same request again (a retry) may use it; any other request may not.
+        assert_eq!(
+            c.redeem(&issued.challenge, "01821", "desk-1", "r1", now, None)
                 .await,
             Ok(issued.nonce)
         );
         assert_eq!(
-            c.redeem(&issued.challenge, "01821", "desk-1", now, None)
+            c.redeem(&issued.challenge, "01821", "desk-1", "r2", now, None)
                 .await,
             Err(ChallengeError::AlreadyUsed)
         );
@@ -217,21 +252,21 @@ mod tests {
             let mut altered = issued.challenge.clone();
             altered[i] ^= 1;
             assert!(
-                c.redeem(&altered, "01821", "desk-1", now, None)
+                c.redeem(&altered, "01821", "desk-1", "r1", now, None)
                     .await
                     .is_err(),
                 "byte {i}"
             );
         }
         assert_eq!(
-            c.redeem(&issued.challenge[1..], "01821", "desk-1", now, None)
+            c.redeem(&issued.challenge[1..], "01821", "desk-1", "r1", now, None)
                 .await,
             Err(ChallengeError::Malformed)
         );
         let other_service = Challenges::new(Pseudonymizer::new(b"other key"), LIFETIME);
         assert_eq!(
             other_service
-                .redeem(&issued.challenge, "01821", "desk-1", now, None)
+                .redeem(&issued.challenge, "01821", "desk-1", "r1", now, None)
                 .await,
             Err(ChallengeError::NotIssuedHere)
         );

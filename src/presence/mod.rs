@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use bhyt_proto::v1::PresenceProof;
+use cccd_authenticity::masterlist::Anchor;
 use cccd_authenticity::passive::{self, DataGroupCheck, Policy};
 use cccd_authenticity::trust::TrustStore;
 
@@ -52,8 +53,10 @@ impl PresenceVerifier {
         Self { trust, policy }
     }
 
-    /// Loads every file in `dir`: master lists (`.ml`) and certificates first, CRLs (`.crl`)
-    /// after, since a CRL is kept only when a loaded CSCA signed it. A missing directory is an
+    /// Loads every file in `dir`: CSCA certificates first (so master lists can be anchored in
+    /// them), then master lists (`.ml`), then CRLs (`.crl`, kept only when a loaded CSCA signed
+    /// them). A list whose signer chains only to a CSCA inside the list itself proves nothing
+    /// about who published it: it is loaded, and a warning says so. A missing directory is an
     /// empty store: every proof then fails with "no trusted CSCA".
     pub fn load(dir: &Path, policy: Policy) -> std::io::Result<Self> {
         let mut trust = TrustStore::new();
@@ -66,11 +69,25 @@ impl PresenceVerifier {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(error) => return Err(error),
         };
-        let is_crl = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("crl"));
-        files.sort_by_key(|p| (is_crl(p), p.clone()));
+        let order = |p: &Path| match p.extension().map(|e| e.to_ascii_lowercase()) {
+            Some(e) if e == "crl" => 2,
+            Some(e) if e == "ml" => 1,
+            _ => 0,
+        };
+        files.sort_by_key(|p| (order(p), p.clone()));
         for path in &files {
             if let Err(error) = trust.add_file(path) {
                 tracing::warn!(path = %path.display(), %error, "trust store: file skipped");
+            }
+        }
+        for list in trust.lists() {
+            if let Ok(signature) = &list.signature
+                && signature.anchor == Anchor::ListItself
+            {
+                tracing::warn!(
+                    list = %list.source,
+                    "trust store: this master list's signer chains only to a CSCA inside the list; add that country's CSCA certificate to the trust directory to anchor it"
+                );
             }
         }
         tracing::info!(

@@ -321,18 +321,19 @@ async fn only_administrators_import_the_registry_and_the_cache_forgets_what_chan
     let admin_records: Vec<_> = records.iter().filter(|r| r.kind == "admin").collect();
     assert_eq!(
         admin_records.len(),
-        3,
-        "the import and both refused uploads"
+        5,
+        "the import (started, done), the bad file (started, refused), the empty upload"
     );
     assert!(
         admin_records
             .iter()
             .all(|r| r.station_id.starts_with("admin:"))
     );
+    assert_eq!(admin_records[0].detail, "registry import started");
     assert!(
-        admin_records[0].detail.contains("1 loaded"),
+        admin_records[1].detail.contains("1 loaded"),
         "{:?}",
-        admin_records[0].detail
+        admin_records[1].detail
     );
     assert_eq!(
         records

@@ -315,7 +315,7 @@ async fn verdict_on(
 }
 
 #[tokio::test]
-async fn a_presence_proof_needs_the_chip_method() {
+async fn a_presence_proof_needs_the_chip_method_and_real_data_groups() {
     let (_dir, backend, people) = backend_trusting(None).await;
     let mut request = chip_check("m-1", &people[0], PresenceProof::default());
     request.evidence.as_mut().unwrap().method = IdentityMethod::Typed as i32;
@@ -327,4 +327,24 @@ async fn a_presence_proof_needs_the_chip_method() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().starts_with("presence_proof"), "{status:?}");
+
+    // Data groups that do not exist are refused before anything is verified or written down.
+    let mut request = chip_check("m-2", &people[0], PresenceProof::default());
+    request
+        .presence_proof
+        .as_mut()
+        .unwrap()
+        .data_groups
+        .insert(99, vec![0; 4]);
+    let status = backend
+        .verification()
+        .await
+        .check_coverage(request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("presence_proof.data_groups"),
+        "{status:?}"
+    );
 }

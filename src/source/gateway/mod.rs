@@ -257,8 +257,10 @@ impl GatewaySource {
         })?;
         match (answer.code.as_str(), answer.api_key) {
             (wire::LOGIN_OK, Some(key)) if !key.access_token.is_empty() => {
-                // Renew before the gateway's expiry, timed from when the log-in was sent.
-                let lifetime = Duration::from_secs(key.expires_in);
+                // Renew before the gateway's expiry, timed from when the log-in was sent; a day
+                // at most, so an absurd expires_in can neither overflow the clock nor keep a
+                // token forever.
+                let lifetime = Duration::from_secs(key.expires_in.min(86_400));
                 let renew_after = requested + lifetime.saturating_sub(self.refresh_margin);
                 tracing::debug!(expires_in_secs = key.expires_in, "logged in to the gateway");
                 Ok(Token {
