@@ -372,3 +372,132 @@ fn cache_key(keys: &Pseudonymizer, subject: &Subject) -> String {
         keys.hash("cache", &format!("{}:{}", subject.kind(), subject.value()))
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::generate::Generator;
+
+    const TTL: u64 = 3600;
+    const MAX_STALE: u64 = 7200;
+
+    /// The in-process cache alone (no Redis configured): the lifetimes are the same code.
+    fn cache(max_stale_secs: u64) -> Arc<CoverageCache> {
+        let config = CacheConfig {
+            ttl_secs: TTL,
+            max_stale_secs,
+            ..CacheConfig::default()
+        };
+        let sealer = Arc::new(Sealer::new(vec![("cache-01".into(), vec![9; 32])]));
+        CoverageCache::new(&config, Pseudonymizer::new(&[7; 32]), sealer).expect("no Redis")
+    }
+
+    /// A card valid until `days` from today in Vietnam.
+    fn card_valid_for(now: OffsetDateTime, days: i64) -> CachedCoverage {
+        let today = crate::coverage::vietnam_date(now);
+        let mut card = Generator::new(1, today).next().expect("a card").record;
+        card.valid_from = today - time::Duration::days(400);
+        card.valid_to = today + time::Duration::days(days);
+        CachedCoverage {
+            card: Some(card),
+            fetched_at: now.unix_timestamp(),
+        }
+    }
+
+    // Without the stale allowance the entry would be gone at `t + TTL` (the second assertion);
+    // without the bound it would still be found at the end.
+    #[tokio::test]
+    async fn a_card_is_fresh_for_the_ttl_then_kept_stale_up_to_the_maximum() {
+        let cache = cache(MAX_STALE);
+        let now = OffsetDateTime::now_utc();
+        let t = now.unix_timestamp();
+        cache.put("k", &card_valid_for(now, 365), now).await;
+        let hit = cache.get("k", t + TTL as i64 - 1).await.expect("fresh");
+        assert!(hit.is_fresh(t + TTL as i64 - 1));
+        assert_eq!(hit.fresh_until, t + TTL as i64);
+        let stale = cache.get("k", t + TTL as i64).await.expect("kept, stale");
+        assert!(!stale.is_fresh(t + TTL as i64));
+        assert!(
+            cache
+                .get("k", t + (TTL + MAX_STALE) as i64 - 1)
+                .await
+                .is_some()
+        );
+        assert!(cache.get("k", t + (TTL + MAX_STALE) as i64).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn no_card_is_never_answered_stale() {
+        let cache = cache(MAX_STALE);
+        let now = OffsetDateTime::now_utc();
+        let t = now.unix_timestamp();
+        let nothing = CachedCoverage {
+            card: None,
+            fetched_at: t,
+        };
+        cache.put("k", &nothing, now).await;
+        let not_found_ttl = CacheConfig::default().not_found_ttl_secs as i64;
+        assert!(cache.get("k", t + not_found_ttl - 1).await.is_some());
+        assert!(cache.get("k", t + not_found_ttl).await.is_none());
+    }
+
+    /// A stale "valid" past the card's last day could hide an expiry; a stale "expired" a
+    /// renewal: neither freshness nor staleness outlives the card.
+    #[tokio::test]
+    async fn staleness_never_outlives_the_card() {
+        let cache = cache(MAX_STALE);
+        let now = OffsetDateTime::now_utc();
+        let value = card_valid_for(now, 0);
+        let end = end_of_day(value.card.as_ref().unwrap().valid_to).unix_timestamp();
+        cache.put("k", &value, now).await;
+        let hit = cache.get("k", now.unix_timestamp()).await.expect("cached");
+        assert!(hit.fresh_until <= end);
+        assert!(
+            cache.get("k", end).await.is_none(),
+            "gone when the card ends"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lowered_allowance_applies_to_entries_already_kept() {
+        let now = OffsetDateTime::now_utc();
+        let t = now.unix_timestamp();
+        let generous = cache(MAX_STALE);
+        generous.put("k", &card_valid_for(now, 365), now).await;
+        // The same entry read under a configuration allowing 60 s of staleness.
+        let stored = generous.fallback.get("k").await.expect("stored");
+        let strict = cache(60);
+        strict.fallback.insert("k".into(), stored).await;
+        assert!(strict.get("k", t + TTL as i64 + 59).await.is_some());
+        assert!(strict.get("k", t + TTL as i64 + 60).await.is_none());
+    }
+
+    /// Values Redis holds from before freshness was recorded (their TTL was the fresh lifetime)
+    /// stay readable, and fresh for as long as Redis keeps them.
+    #[test]
+    fn entries_without_freshness_read_as_fresh() {
+        let old = serde_json::json!({ "card": null, "fetched_at": 1_760_000_000 });
+        let stored: Stored<CachedCoverage> = serde_json::from_value(old).expect("readable");
+        assert_eq!(stored.value.fetched_at, 1_760_000_000);
+        assert_eq!(
+            (stored.fresh_until, stored.stale_until),
+            (i64::MAX, i64::MAX)
+        );
+        // And the new form round-trips with both bounds.
+        let value = CachedCoverage {
+            card: None,
+            fetched_at: 5,
+        };
+        let bytes = serde_json::to_vec(&Stored {
+            value: &value,
+            fresh_until: 10,
+            stale_until: 20,
+        })
+        .unwrap();
+        let back: Stored<CachedCoverage> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            (back.value, back.fresh_until, back.stale_until),
+            (value, 10, 20)
+        );
+    }
+}
