@@ -7,6 +7,11 @@
 //!
 //! Keys are keyed hashes of the subject (`bhyt:cov:v1:<hmac>`) and values are sealed (AES-GCM,
 //! see [`crate::seal`]): nothing in Redis names or describes a person in clear.
+//!
+//! An entry is *fresh* for `ttl_secs` (answered without asking the source) and then kept, stale,
+//! for up to `max_stale_secs` more, so that while the source cannot answer the desk still gets
+//! the last known facts, marked stale with their age. Redis's own TTL is therefore the fresh
+//! lifetime plus the stale allowance; the end of freshness travels inside the sealed value.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +40,37 @@ pub struct CachedCoverage {
     pub fetched_at: i64,
 }
 
+/// What the cache found for a key: the facts, where, and until when they are fresh.
+#[derive(Clone, Debug)]
+pub struct CacheHit {
+    pub value: CachedCoverage,
+    pub tier: CacheTier,
+    /// Unix seconds; entries written before freshness was recorded count as fresh until their
+    /// (then fresh-only) TTL ends.
+    pub fresh_until: i64,
+}
+
+impl CacheHit {
+    pub fn is_fresh(&self, now: i64) -> bool {
+        now < self.fresh_until
+    }
+}
+
+/// The sealed value: the facts and the bounds of their use (unix seconds).
+#[derive(Serialize, Deserialize)]
+struct Stored<V> {
+    #[serde(flatten)]
+    value: V,
+    #[serde(default = "for_ever")]
+    fresh_until: i64,
+    #[serde(default = "for_ever")]
+    stale_until: i64,
+}
+
+fn for_ever() -> i64 {
+    i64::MAX
+}
+
 /// Where a cached answer came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CacheTier {
@@ -53,6 +89,7 @@ pub struct CoverageCache {
     keys: Pseudonymizer,
     sealer: Arc<Sealer>,
     ttl: Duration,
+    max_stale: Duration,
     not_found_ttl: Duration,
     timeout: Duration,
 }
@@ -84,6 +121,7 @@ impl CoverageCache {
             keys,
             sealer,
             ttl: Duration::from_secs(config.ttl_secs),
+            max_stale: Duration::from_secs(config.max_stale_secs),
             not_found_ttl: Duration::from_secs(config.not_found_ttl_secs),
             timeout,
         }))
@@ -101,10 +139,27 @@ impl CoverageCache {
         self.redis.get().is_some() && self.redis_healthy.load(Ordering::Relaxed)
     }
 
-    pub async fn get(&self, key: &str) -> Option<(CachedCoverage, CacheTier)> {
+    /// The entry for `key`, fresh or stale, unless it is past its stale allowance at `now`
+    /// (unix seconds).
+    pub async fn get(&self, key: &str, now: i64) -> Option<CacheHit> {
         if !self.enabled {
             return None;
         }
+        let found = self.get_stored(key).await?;
+        let (stored, tier) = found;
+        // Bounded by the allowance configured now, too, should it have been lowered.
+        let max_stale = i64::try_from(self.max_stale.as_secs()).unwrap_or(i64::MAX);
+        let stale_until = stored
+            .stale_until
+            .min(stored.fresh_until.saturating_add(max_stale));
+        (now < stale_until.max(stored.fresh_until)).then_some(CacheHit {
+            value: stored.value,
+            tier,
+            fresh_until: stored.fresh_until,
+        })
+    }
+
+    async fn get_stored(&self, key: &str) -> Option<(Stored<CachedCoverage>, CacheTier)> {
         if let Some(mut conn) = self.connection() {
             let got: Result<Option<Vec<u8>>, _> = self.bounded(conn.get(key)).await;
             if let Ok(value) = got {
@@ -116,22 +171,36 @@ impl CoverageCache {
             }
             self.mark_redis(false);
         }
-        self.fallback
-            .get(key)
-            .await
-            .map(|e| (e.value.clone(), CacheTier::Fallback))
+        self.fallback.get(key).await.map(|e| {
+            let stored = Stored {
+                value: e.value.clone(),
+                fresh_until: e.fresh_until,
+                stale_until: e.stale_until,
+            };
+            (stored, CacheTier::Fallback)
+        })
     }
 
     pub async fn put(&self, key: &str, value: &CachedCoverage, now: OffsetDateTime) {
         if !self.enabled {
             return;
         }
-        let ttl = self.ttl_for(value, now);
+        let (fresh, kept) = self.lifetimes(value, now);
+        let at = |lifetime: Duration| {
+            now.unix_timestamp()
+                .saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX))
+        };
+        let (fresh_until, stale_until) = (at(fresh), at(kept));
         if let Some(mut conn) = self.connection() {
-            let plain = serde_json::to_vec(value).expect("cache entries serialise");
+            let stored = Stored {
+                value,
+                fresh_until,
+                stale_until,
+            };
+            let plain = serde_json::to_vec(&stored).expect("cache entries serialise");
             let bytes = self.sealer.seal(REDIS_VALUE, &plain);
             let set: Result<(), _> = self
-                .bounded(conn.set_ex(key, bytes, ttl.as_secs().max(1)))
+                .bounded(conn.set_ex(key, bytes, kept.as_secs().max(1)))
                 .await;
             if set.is_ok() {
                 self.mark_redis(true);
@@ -141,21 +210,34 @@ impl CoverageCache {
         }
         let entry = FallbackEntry {
             value: value.clone(),
-            ttl,
+            fresh_until,
+            stale_until,
+            ttl: kept,
         };
         self.fallback.insert(key.to_owned(), Arc::new(entry)).await;
     }
 
-    /// A found card lives for the configured TTL, but never past the end of its validity in
-    /// Vietnam (after which the verdict changes); "not found" lives briefly.
-    fn ttl_for(&self, value: &CachedCoverage, now: OffsetDateTime) -> Duration {
+    /// How long an entry is fresh, and how long it is kept in all (fresh, then stale).
+    ///
+    /// A found card is fresh for the configured TTL and kept `max_stale` longer, but neither
+    /// past the end of its validity in Vietnam (after which the verdict changes, and a stale
+    /// "expired" could hide a renewal). "Not found" lives briefly and is never used stale: a
+    /// person registered since must not be turned away on old data.
+    fn lifetimes(&self, value: &CachedCoverage, now: OffsetDateTime) -> (Duration, Duration) {
+        let short = (self.not_found_ttl, self.not_found_ttl);
         let Some(card) = &value.card else {
-            return self.not_found_ttl;
+            return short;
         };
         let until_expiry = end_of_day(card.valid_to) - now;
         match u64::try_from(until_expiry.whole_seconds()) {
-            Ok(secs) if secs > 0 => self.ttl.min(Duration::from_secs(secs)),
-            _ => self.not_found_ttl,
+            Ok(secs) if secs > 0 => {
+                let until_expiry = Duration::from_secs(secs);
+                (
+                    self.ttl.min(until_expiry),
+                    self.ttl.saturating_add(self.max_stale).min(until_expiry),
+                )
+            }
+            _ => short,
         }
     }
 
@@ -230,6 +312,8 @@ impl CoverageCache {
 /// An in-process entry keeps the lifetime it would have had in Redis.
 struct FallbackEntry {
     value: CachedCoverage,
+    fresh_until: i64,
+    stale_until: i64,
     ttl: Duration,
 }
 
@@ -328,4 +412,133 @@ fn cache_key(keys: &Pseudonymizer, subject: &Subject) -> String {
         "bhyt:cov:v1:{}",
         keys.hash("cache", &format!("{}:{}", subject.kind(), subject.value()))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::generate::Generator;
+
+    const TTL: u64 = 3600;
+    const MAX_STALE: u64 = 7200;
+
+    /// The in-process cache alone (no Redis configured): the lifetimes are the same code.
+    fn cache(max_stale_secs: u64) -> Arc<CoverageCache> {
+        let config = CacheConfig {
+            ttl_secs: TTL,
+            max_stale_secs,
+            ..CacheConfig::default()
+        };
+        let sealer = Arc::new(Sealer::new(vec![("cache-01".into(), vec![9; 32])]));
+        CoverageCache::new(&config, Pseudonymizer::new(&[7; 32]), sealer).expect("no Redis")
+    }
+
+    /// A card valid until `days` from today in Vietnam.
+    fn card_valid_for(now: OffsetDateTime, days: i64) -> CachedCoverage {
+        let today = crate::coverage::vietnam_date(now);
+        let mut card = Generator::new(1, today).next().expect("a card").record;
+        card.valid_from = today - time::Duration::days(400);
+        card.valid_to = today + time::Duration::days(days);
+        CachedCoverage {
+            card: Some(card),
+            fetched_at: now.unix_timestamp(),
+        }
+    }
+
+    // Without the stale allowance the entry would be gone at `t + TTL` (the second assertion);
+    // without the bound it would still be found at the end.
+    #[tokio::test]
+    async fn a_card_is_fresh_for_the_ttl_then_kept_stale_up_to_the_maximum() {
+        let cache = cache(MAX_STALE);
+        let now = OffsetDateTime::now_utc();
+        let t = now.unix_timestamp();
+        cache.put("k", &card_valid_for(now, 365), now).await;
+        let hit = cache.get("k", t + TTL as i64 - 1).await.expect("fresh");
+        assert!(hit.is_fresh(t + TTL as i64 - 1));
+        assert_eq!(hit.fresh_until, t + TTL as i64);
+        let stale = cache.get("k", t + TTL as i64).await.expect("kept, stale");
+        assert!(!stale.is_fresh(t + TTL as i64));
+        assert!(
+            cache
+                .get("k", t + (TTL + MAX_STALE) as i64 - 1)
+                .await
+                .is_some()
+        );
+        assert!(cache.get("k", t + (TTL + MAX_STALE) as i64).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn no_card_is_never_answered_stale() {
+        let cache = cache(MAX_STALE);
+        let now = OffsetDateTime::now_utc();
+        let t = now.unix_timestamp();
+        let nothing = CachedCoverage {
+            card: None,
+            fetched_at: t,
+        };
+        cache.put("k", &nothing, now).await;
+        let not_found_ttl = CacheConfig::default().not_found_ttl_secs as i64;
+        assert!(cache.get("k", t + not_found_ttl - 1).await.is_some());
+        assert!(cache.get("k", t + not_found_ttl).await.is_none());
+    }
+
+    /// A stale "valid" past the card's last day could hide an expiry; a stale "expired" a
+    /// renewal: neither freshness nor staleness outlives the card.
+    #[tokio::test]
+    async fn staleness_never_outlives_the_card() {
+        let cache = cache(MAX_STALE);
+        let now = OffsetDateTime::now_utc();
+        let value = card_valid_for(now, 0);
+        let end = end_of_day(value.card.as_ref().unwrap().valid_to).unix_timestamp();
+        cache.put("k", &value, now).await;
+        let hit = cache.get("k", now.unix_timestamp()).await.expect("cached");
+        assert!(hit.fresh_until <= end);
+        assert!(
+            cache.get("k", end).await.is_none(),
+            "gone when the card ends"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lowered_allowance_applies_to_entries_already_kept() {
+        let now = OffsetDateTime::now_utc();
+        let t = now.unix_timestamp();
+        let generous = cache(MAX_STALE);
+        generous.put("k", &card_valid_for(now, 365), now).await;
+        // The same entry read under a configuration allowing 60 s of staleness.
+        let stored = generous.fallback.get("k").await.expect("stored");
+        let strict = cache(60);
+        strict.fallback.insert("k".into(), stored).await;
+        assert!(strict.get("k", t + TTL as i64 + 59).await.is_some());
+        assert!(strict.get("k", t + TTL as i64 + 60).await.is_none());
+    }
+
+    /// Values Redis holds from before freshness was recorded (their TTL was the fresh lifetime)
+    /// stay readable, and fresh for as long as Redis keeps them.
+    #[test]
+    fn entries_without_freshness_read_as_fresh() {
+        let old = serde_json::json!({ "card": null, "fetched_at": 1_760_000_000 });
+        let stored: Stored<CachedCoverage> = serde_json::from_value(old).expect("readable");
+        assert_eq!(stored.value.fetched_at, 1_760_000_000);
+        assert_eq!(
+            (stored.fresh_until, stored.stale_until),
+            (i64::MAX, i64::MAX)
+        );
+        // And the new form round-trips with both bounds.
+        let value = CachedCoverage {
+            card: None,
+            fetched_at: 5,
+        };
+        let bytes = serde_json::to_vec(&Stored {
+            value: &value,
+            fresh_until: 10,
+            stale_until: 20,
+        })
+        .unwrap();
+        let back: Stored<CachedCoverage> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            (back.value, back.fresh_until, back.stale_until),
+            (value, 10, 20)
+        );
+    }
 }

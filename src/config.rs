@@ -125,6 +125,11 @@ pub struct SourceConfig {
     pub backoff_max_ms: u64,
     /// A token is renewed this long before the gateway says it expires.
     pub token_refresh_margin_secs: u64,
+    /// Consecutive source failures (unreachable, timed out) that open the circuit breaker;
+    /// 0: no breaker.
+    pub breaker_failure_threshold: u32,
+    /// How long an open breaker answers without asking the source before one trial call.
+    pub breaker_cool_down_ms: u64,
 }
 
 impl Default for SourceConfig {
@@ -142,6 +147,8 @@ impl Default for SourceConfig {
             backoff_base_ms: 100,
             backoff_max_ms: 2_000,
             token_refresh_margin_secs: 60,
+            breaker_failure_threshold: 5,
+            breaker_cool_down_ms: 15_000,
         }
     }
 }
@@ -167,8 +174,15 @@ pub struct CacheConfig {
     pub enabled: bool,
     /// `redis://host:port/db`; empty: in-process cache only.
     pub redis_url: String,
-    /// Lifetime of a found card's entry (never past the card's end of validity).
+    /// How long a found card's entry is fresh, answered without asking the source (never past
+    /// the card's end of validity).
     pub ttl_secs: u64,
+    /// How long past its freshness a found card's entry is still kept, to answer (marked stale,
+    /// with its age) when the source cannot; never past the card's end of validity. 0: never.
+    pub max_stale_secs: u64,
+    /// A fresh entry asked for in the last this-percent of its freshness is renewed in the
+    /// background while the cached answer is given at once. 0: off.
+    pub refresh_ahead_percent: u8,
     /// Lifetime of a "no such card" entry: short, so new registrations show up quickly.
     pub not_found_ttl_secs: u64,
     /// Concurrent misses for one key make one source query.
@@ -228,6 +242,8 @@ impl Default for CacheConfig {
             enabled: true,
             redis_url: String::new(),
             ttl_secs: 6 * 3600,
+            max_stale_secs: 4 * 3600,
+            refresh_ahead_percent: 10,
             not_found_ttl_secs: 60,
             coalesce: true,
             fallback_capacity: 100_000,

@@ -48,6 +48,10 @@ pub struct Metrics {
     coalesced: Gauge,
     enumerations: Counter,
     presence: Family<OutcomeLabels, Counter>,
+    breaker_state: Gauge,
+    breaker_refused: Counter,
+    stale_answers: Counter,
+    refresh_ahead: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -74,7 +78,7 @@ impl Metrics {
         let cache = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "cache_lookups",
-            "Cache look-ups: redis_hit, fallback_hit, miss",
+            "Cache look-ups: redis_hit, fallback_hit, stale (past freshness: the source is asked), miss",
             cache.clone(),
         );
         let source_queries = Family::<SourceLabels, Counter>::default();
@@ -132,7 +136,35 @@ impl Metrics {
             "Presence proofs from the chip, by outcome: verified, failed (not verified), refused (challenge expired, reused or foreign)",
             presence.clone(),
         );
+        let breaker_state = Gauge::default();
+        registry.register(
+            "source_breaker_state",
+            "Circuit breaker around the coverage source: 0 closed, 1 half-open (one trial call), 2 open (source not asked)",
+            breaker_state.clone(),
+        );
+        let breaker_refused = Counter::default();
+        registry.register(
+            "source_breaker_refused",
+            "Source queries refused at once because the circuit breaker was open",
+            breaker_refused.clone(),
+        );
+        let stale_answers = Counter::default();
+        registry.register(
+            "stale_answers",
+            "Checks answered from a cache entry past its freshness because the source could not answer",
+            stale_answers.clone(),
+        );
+        let refresh_ahead = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "cache_refresh_ahead",
+            "Background refreshes of cache entries near expiry, by outcome: refreshed, failed",
+            refresh_ahead.clone(),
+        );
         Self {
+            breaker_state,
+            breaker_refused,
+            stale_answers,
+            refresh_ahead,
             presence,
             enumerations,
             coalesced,
@@ -175,6 +207,13 @@ impl Metrics {
         self.cache.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
+    /// A look-up that found only an entry past its freshness.
+    pub fn cache_lookup_stale(&self) {
+        self.cache
+            .get_or_create(&OutcomeLabels { outcome: "stale" })
+            .inc();
+    }
+
     pub fn source_query(&self, source: &'static str, took: Duration, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
         self.source_queries
@@ -212,6 +251,25 @@ impl Metrics {
     pub fn coalesced_wait(&self) -> InFlight<'_> {
         self.coalesced.inc();
         InFlight(&self.coalesced)
+    }
+
+    pub fn breaker_state(&self, state: crate::source::breaker::BreakerState) {
+        self.breaker_state.set(state as i64);
+    }
+
+    pub fn breaker_refused(&self) {
+        self.breaker_refused.inc();
+    }
+
+    pub fn stale_answer(&self) {
+        self.stale_answers.inc();
+    }
+
+    pub fn refresh_ahead(&self, refreshed: bool) {
+        let outcome = if refreshed { "refreshed" } else { "failed" };
+        self.refresh_ahead
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// The Prometheus text exposition.

@@ -35,6 +35,7 @@ use crate::presence::PresenceVerifier;
 use crate::presence::challenge::Challenges;
 use crate::registry::Registry;
 use crate::source::CoverageSource;
+use crate::source::breaker::{BreakerSettings, CircuitBreaker};
 use crate::source::gateway::{GatewaySetupError, GatewaySource};
 use crate::tls::{self, HandshakeFailure, ServerTls, TlsSettings};
 use cccd_authenticity::passive::Policy;
@@ -131,7 +132,14 @@ impl App {
             }
             SourceKind::Registry => Arc::new(Registry::new(registry_pool.clone())),
         };
-        let lookup = Lookup::new(cache, source, metrics.clone(), config.cache.coalesce);
+        let source = with_breaker(source, &config.source, &metrics);
+        let lookup = Lookup::new(
+            cache,
+            source,
+            metrics.clone(),
+            config.cache.coalesce,
+            config.cache.refresh_ahead_percent,
+        );
         let checks = Arc::new(Checks::new(
             lookup,
             audit,
@@ -308,4 +316,20 @@ async fn health(State(s): State<OperatorState>) -> (StatusCode, axum::Json<serde
         "audit_writer": s.checks.audit.writer_id(),
     });
     (status, axum::Json(body))
+}
+
+/// Puts the circuit breaker around the source, unless `breaker_failure_threshold` is 0.
+fn with_breaker(
+    source: Arc<dyn CoverageSource>,
+    config: &crate::config::SourceConfig,
+    metrics: &Arc<Metrics>,
+) -> Arc<dyn CoverageSource> {
+    if config.breaker_failure_threshold == 0 {
+        return source;
+    }
+    let settings = BreakerSettings {
+        failure_threshold: config.breaker_failure_threshold,
+        cool_down: Duration::from_millis(config.breaker_cool_down_ms),
+    };
+    Arc::new(CircuitBreaker::new(source, settings, metrics.clone()))
 }

@@ -34,7 +34,7 @@ use crate::presence::challenge::Challenges;
 use crate::presence::{PresenceVerdict, PresenceVerifier};
 use crate::proof::{EvidenceClaim, ProofClaims, ProofSigner};
 use crate::seal::Sealer;
-use crate::source::SourceQuery;
+use crate::source::{SourceError, SourceQuery};
 use crate::tls::{HandshakeFailure, Role};
 
 /// The keys a check uses: pseudonyms for hashes, the sealer for data at rest, the proof signer.
@@ -369,6 +369,7 @@ impl Checks {
         let miss = CacheInfo {
             status: CacheStatus::Miss as i32,
             age_seconds: 0,
+            stale: false,
         };
         let (source_code, verdict, card, cache) = match self.lookup.find(&query).await {
             Ok(Found::Facts(cached, provenance)) => {
@@ -386,6 +387,7 @@ impl Checks {
                     CacheInfo {
                         status: cache_status(provenance) as i32,
                         age_seconds: age,
+                        stale: matches!(provenance, Provenance::Stale(_)),
                     },
                 )
             }
@@ -395,8 +397,13 @@ impl Checks {
                 source_code,
             }) => (source_code, coverage::verdict(result), None, miss),
             Err(error) => {
-                // A dead source is an outcome the desk must see, not a failed call.
-                tracing::warn!(%error, "coverage source failed");
+                // A dead source is an outcome the desk must see, not a failed call. An open
+                // breaker has logged the outage once already.
+                if matches!(error, SourceError::CircuitOpen { .. }) {
+                    tracing::debug!(%error, "coverage source not asked");
+                } else {
+                    tracing::warn!(%error, "coverage source failed");
+                }
                 let verdict = coverage::verdict(ResultCode::CannotVerifyNow);
                 (String::new(), verdict, None, miss)
             }
@@ -467,11 +474,7 @@ impl Checks {
                     .unwrap_or_else(|| valid.evidence.document_signer_issuer.clone()),
                 ..valid.evidence.clone()
             },
-            detail: presence
-                .as_ref()
-                .filter(|v| !v.verified())
-                .map(|v| format!("presence not verified: {}", v.failures.join("; ")))
-                .unwrap_or_default(),
+            detail: answer_detail(&cache, presence.as_ref()),
             ..base
         };
         let idempotent = Idempotent {
@@ -487,8 +490,13 @@ impl Checks {
                 self.metrics.check_refused(tonic::Code::Unavailable);
                 audit_unavailable(e)
             })?;
+        let cache_label = if cache.stale {
+            "stale"
+        } else {
+            cache_label(cache.status)
+        };
         self.metrics
-            .check_answered(verdict_label(&verdict), cache_label(cache.status));
+            .check_answered(verdict_label(&verdict), cache_label);
         Ok(response)
     }
 
@@ -622,9 +630,32 @@ fn audit_unavailable(error: AuditError) -> Status {
 fn cache_status(provenance: Provenance) -> CacheStatus {
     match provenance {
         Provenance::Source => CacheStatus::Miss,
-        Provenance::Cache(CacheTier::Redis) => CacheStatus::Hit,
-        Provenance::Cache(CacheTier::Fallback) => CacheStatus::Fallback,
+        Provenance::Cache(CacheTier::Redis) | Provenance::Stale(CacheTier::Redis) => {
+            CacheStatus::Hit
+        }
+        Provenance::Cache(CacheTier::Fallback) | Provenance::Stale(CacheTier::Fallback) => {
+            CacheStatus::Fallback
+        }
     }
+}
+
+/// The audit record's note on an answer: a stale cache entry (the audit record has no field of
+/// its own for it) and a presence proof that did not verify.
+fn answer_detail(cache: &CacheInfo, presence: Option<&PresenceVerdict>) -> String {
+    let stale = cache.stale.then(|| {
+        format!(
+            "answered from a stale cache entry, {} s old",
+            cache.age_seconds
+        )
+    });
+    let presence = presence
+        .filter(|v| !v.verified())
+        .map(|v| format!("presence not verified: {}", v.failures.join("; ")));
+    stale
+        .into_iter()
+        .chain(presence)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn cache_label(status: i32) -> &'static str {

@@ -1,6 +1,7 @@
 //! Where coverage facts come from: the registry database (embedded default) or the national
 //! gateway ([`gateway`]). Every source answers the same question, a [`SourceQuery`].
 
+pub mod breaker;
 pub mod gateway;
 
 use async_trait::async_trait;
@@ -10,8 +11,9 @@ use crate::coverage::{BirthDate, CardRecord, Subject};
 
 /// Why a source could not answer. Distinct from "no such card", which is `Facts(None)`.
 ///
-/// `Unavailable` is worth trying again later (a circuit breaker counts it); `Malformed` means
-/// the source answered and the answer cannot be read, which retrying does not change.
+/// `Unavailable` is worth trying again later (the circuit breaker counts it); `Malformed` means
+/// the source answered and the answer cannot be read, which retrying does not change;
+/// `CircuitOpen` means the source was not asked at all.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {
@@ -19,6 +21,9 @@ pub enum SourceError {
     Unavailable(String),
     #[error("the coverage source answered something unusable: {0}")]
     Malformed(String),
+    /// Not asked: the circuit breaker is open after repeated failures ([`breaker`]).
+    #[error("the coverage source is failing; not asked again for {} ms", retry_in.as_millis())]
+    CircuitOpen { retry_in: std::time::Duration },
 }
 
 /// One check as a source sees it: whom it is about, what the desk typed, and who is asking.

@@ -6,6 +6,7 @@ mod audit_log;
 mod authorization;
 mod caching;
 mod checks;
+mod degraded;
 mod fixtures;
 mod gateway;
 mod harness_selftest;

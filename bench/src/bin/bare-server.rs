@@ -88,6 +88,7 @@ fn constant_answer() -> CheckCoverageResponse {
         cache: Some(CacheInfo {
             status: CacheStatus::Hit as i32,
             age_seconds: 1,
+            stale: false,
         }),
         audit_record_id: "w-0000000000000000:1".into(),
         checked_at: Some(prost_types::Timestamp {
