@@ -67,6 +67,7 @@ struct Report {
     redis_benchmark: Option<RedisBenchmark>,
     targets: Vec<Target>,
     micro_ns: Vec<(String, f64)>,
+    chip_reads: Vec<bhyt_bench::chip::ChipRead>,
 }
 
 #[derive(Serialize)]
@@ -349,6 +350,7 @@ fn main() -> anyhow::Result<()> {
         redis_benchmark,
         targets,
         micro_ns: report::criterion_means(&args.criterion_dir),
+        chip_reads: bhyt_bench::chip::chip_reads(20),
     };
     let text = render(&report, &bare_closed, &bare_half);
     println!("{text}");
@@ -534,6 +536,38 @@ fn render(report: &Report, bare: &Outcome, bare_half: &Outcome) -> String {
                 .collect();
             out.push_str(&format!("- {}: {}\n", row.scenario, results.join(", ")));
         }
+    }
+    if !report.chip_reads.is_empty() {
+        out.push_str("\nChip read (virtual CCCD in process: PACE-CAN, EF.SOD, DG1, DG13, DG14, DG15, Active Authentication):\n\n");
+        let rows: Vec<Vec<String>> = report
+            .chip_reads
+            .iter()
+            .map(|c| {
+                vec![
+                    c.reader.to_owned(),
+                    format!("{:?}", c.file_bytes),
+                    c.apdus.to_string(),
+                    c.minimum_apdus.to_string(),
+                    ratio(f64::from(c.apdus), f64::from(c.minimum_apdus)),
+                    c.bytes_sent.to_string(),
+                    c.bytes_received.to_string(),
+                    ms(c.median_ms),
+                ]
+            })
+            .collect();
+        out.push_str(&markdown(
+            &[
+                "reader",
+                "file bytes (SOD, 1, 13, 14, 15)",
+                "APDUs",
+                "minimum",
+                "× minimum",
+                "bytes sent",
+                "bytes received",
+                "median ms",
+            ],
+            &rows,
+        ));
     }
     out.push_str("\nTargets (issue 7):\n\n");
     for t in &report.targets {
