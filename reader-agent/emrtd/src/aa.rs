@@ -58,14 +58,17 @@ pub fn internal_authenticate<T: Transport>(
     }
     // Le 256 first: the channel goes extended by itself since a protected answer of up to 256
     // bytes cannot fit a short APDU. A reader that refuses extended APDUs gets the command again
-    // with a Le whose protected answer fits (the refused one never reached the card).
+    // with a Le whose protected answer fits (the refused one never reached the card); one already
+    // known to refuse them (the file reads found out) gets that Le at once.
     let command = |le| {
         CommandApdu::new(0x00, 0x88, 0x00, 0x00)
             .with_data(challenge.to_vec())
             .with_le(le)
     };
-    let response = match reader.exchange(&command(256), Phase::Authentication) {
-        Err(ReadError::Transport(TransportError::Rejected)) => {
+    let (_, extended) = reader.chunk_size();
+    let first_le = if extended { 256 } else { SHORT_LE };
+    let response = match reader.exchange(&command(first_le), Phase::Authentication) {
+        Err(ReadError::Transport(TransportError::Rejected)) if extended => {
             reader.exchange(&command(SHORT_LE), Phase::Authentication)?
         }
         other => other?,

@@ -121,3 +121,30 @@ fn a_reader_without_extended_apdus_still_gets_short_signatures() {
         Err(aa::AaError::Refused(StatusWord(0x6700)))
     );
 }
+
+#[test]
+fn a_reader_known_to_refuse_extended_apdus_gets_one_short_command() {
+    use emrtd::stats::Phase;
+    use emrtd::virtual_card::Limits;
+    let aa_key = VirtualAa::ecdsa_p256(AaHash::Sha256);
+    let files = FileSystem::new().with_data_group(15, aa_key.dg15().to_vec());
+    let card = VirtualCard::new(files)
+        .with_pace(Box::new(VirtualPace::cccd(CAN)))
+        .with_active_authentication(aa_key)
+        .with_limits(Limits {
+            reader_extended: false,
+            ..Limits::default()
+        });
+    let mut reader = Reader::new(card);
+    let password = PacePassword::from_citizen_id(&CitizenId::parse(CITIZEN_ID).unwrap());
+    reader
+        .establish_with(|t, stats| pace::establish(t, &password, None, stats))
+        .unwrap();
+    reader.select_application().unwrap();
+    // Reading DG15 teaches the reader that extended APDUs are refused.
+    reader.read_file(0x0F).unwrap();
+    assert!(!reader.chunk_size().1);
+    aa::internal_authenticate(&mut reader, &[6; 8]).unwrap();
+    // Fails (2) if Active Authentication tried extended length again before stepping down.
+    assert_eq!(reader.stats().phase(Phase::Authentication).apdus, 1);
+}
