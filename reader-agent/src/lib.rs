@@ -2,4 +2,5 @@
 //! program.
 
 pub mod card;
+pub mod read;
 pub mod vpcd;
