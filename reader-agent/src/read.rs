@@ -80,7 +80,9 @@ pub enum KeyError {
 impl DeskKey {
     /// A typed ID.
     pub fn from_id(text: &str) -> Result<Self, KeyError> {
-        CitizenId::parse(text).map(DeskKey::Id).map_err(KeyError::Id)
+        CitizenId::parse(text)
+            .map(DeskKey::Id)
+            .map_err(KeyError::Id)
     }
 
     /// A scanned QR text.
@@ -287,6 +289,7 @@ impl fmt::Debug for ChipRead {
 }
 
 /// Whether the chip is proven genuine and present.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Every proof held: issuer's signature, unaltered data, a live chip holding its key, an
@@ -347,9 +350,7 @@ pub fn load_trust_dir(dir: &Path) -> Result<TrustStore, TrustError> {
         .collect();
     // CRLs last; otherwise by name, for a stable order.
     files.sort_by_key(|p| {
-        let crl = p
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("crl"));
+        let crl = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("crl"));
         (crl, p.clone())
     });
     for file in files {
@@ -404,8 +405,7 @@ pub fn read_card<T: Transport>(
         };
         match aa::internal_authenticate(&mut reader, &challenge) {
             Ok(signature) => {
-                match verify_active_authentication(dg15, dg14.as_deref(), &challenge, &signature)
-                {
+                match verify_active_authentication(dg15, dg14.as_deref(), &challenge, &signature) {
                     Ok(done) => active = Some(done),
                     Err(e) => unproven.push(Unproven::ActiveAuthentication(e.to_string())),
                 }
@@ -553,7 +553,10 @@ fn passive_unproven(report: &PassiveAuthentication, policy: Policy) -> Vec<Unpro
     }
     match &report.revocation {
         Revocation::Revoked { .. } => out.push(Unproven::Revoked),
-        Revocation::NoCrl | Revocation::StaleCrl { .. } if policy.require_crl => {
+        // Without a trusted issuer there is no CRL to consult: the chain already says it all.
+        Revocation::NoCrl | Revocation::StaleCrl { .. }
+            if policy.require_crl && report.chain.is_ok() =>
+        {
             out.push(Unproven::RevocationUnknown);
         }
         _ => {}
