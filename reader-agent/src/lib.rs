@@ -3,5 +3,6 @@
 
 pub mod backend;
 pub mod card;
+pub mod desk;
 pub mod read;
 pub mod vpcd;
