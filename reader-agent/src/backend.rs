@@ -69,7 +69,10 @@ pub enum BackendError {
 
 impl BackendError {
     /// Maps a call's status. A refused handshake surfaces in tonic as UNKNOWN "transport error"
-    /// (the TLS alert inside) or UNAVAILABLE: both mean nothing reached the service.
+    /// (the TLS alert inside) or UNAVAILABLE, and under TLS 1.3, where the client finishes its
+    /// side before the server judges its certificate, also as CANCELLED "operation was
+    /// canceled" (the connection closed under the first call; seen in desk_backend.rs). All mean
+    /// no answer came from the service.
     fn from_status(status: tonic::Status) -> Self {
         let message = status.message().to_owned();
         match status.code() {
@@ -77,7 +80,7 @@ impl BackendError {
             Code::Unknown if message.contains("transport error") => {
                 BackendError::Unreachable(message)
             }
-            Code::Unauthenticated => BackendError::Unreachable(message),
+            Code::Unauthenticated | Code::Cancelled => BackendError::Unreachable(message),
             code => BackendError::Refused { code, message },
         }
     }
@@ -267,6 +270,8 @@ mod tests {
         let tls_alert = tonic::Status::unknown("transport error: received fatal alert");
         assert!(BackendError::from_status(tls_alert).is_unreachable());
         assert!(BackendError::from_status(tonic::Status::unavailable("down")).is_unreachable());
+        let closed = tonic::Status::cancelled("operation was canceled");
+        assert!(BackendError::from_status(closed).is_unreachable());
         // A refusal of the check itself is not an outage.
         let invalid = tonic::Status::invalid_argument("full_name is required");
         assert!(!BackendError::from_status(invalid).is_unreachable());
