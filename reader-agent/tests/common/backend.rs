@@ -24,6 +24,8 @@ pub const STATION: &str = "desk-1";
 pub struct Running {
     pub dir: tempfile::TempDir,
     pub grpc: std::net::SocketAddr,
+    /// The operator endpoints (metrics).
+    pub http: std::net::SocketAddr,
     pub people: Vec<CardRecord>,
     _stop: oneshot::Sender<()>,
 }
@@ -67,6 +69,7 @@ pub async fn backend(issuer: &TestIssuer) -> Running {
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = grpc.local_addr().unwrap();
+    let http_addr = http.local_addr().unwrap();
     let app = App::start(config).await.expect("backend starts");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -79,6 +82,7 @@ pub async fn backend(issuer: &TestIssuer) -> Running {
     Running {
         dir,
         grpc: addr,
+        http: http_addr,
         people,
         _stop: stop,
     }
@@ -123,4 +127,22 @@ pub fn with_card<R>(
         ..Dg13Person::example()
     };
     f(&mrz, &holder)
+}
+
+/// Coverage checks the backend answered or refused, from its metrics (`bhyt_checks_total` and
+/// `bhyt_refusals_total`): what a test counts to show the agent did or did not ask.
+#[allow(dead_code)]
+pub async fn checks_recorded(running: &Running) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(running.http).await.unwrap();
+    let request = "GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    let counted: Vec<f64> = body
+        .lines()
+        .filter(|l| l.starts_with("bhyt_checks_total") || l.starts_with("bhyt_refusals_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .collect();
+    counted.iter().sum()
 }
