@@ -32,8 +32,10 @@ pub struct Running {
 
 pub async fn backend(issuer: &TestIssuer) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.data_dir = dir.path().to_path_buf();
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
     let pki = Pki::init(&dir.path().join("pki"), "test CA", Validity::days(30)).unwrap();
     pki.issue_server(
         "server",
