@@ -176,7 +176,8 @@ fn read_err(card: VirtualCard, key: &DeskKey, issuer: &TestIssuer) -> ReadFailur
 #[test]
 fn a_wrong_can_is_named_as_such() {
     let issuer = TestIssuer::vietnam_like();
-    // Another valid ID: its last six digits are not this card's CAN.
+    // Another valid ID: its last six digits are not this card's CAN. If PACE's refusal were
+    // read as "PACE unsupported" this would fall back to BAC and fail as NeedQrForBac.
     let key = DeskKey::from_id("001099054321").unwrap();
     assert_eq!(
         read_err(genuine_card(&issuer), &key, &issuer),
@@ -217,7 +218,7 @@ fn a_forged_sod_is_named() {
     let aa = VirtualAa::ecdsa_p256(AaHash::Sha256);
     let files = Files::new(&td1(), &person(), &aa);
     let mut sod = files.sign(&issuer);
-    // The signature is the SOD's last field.
+    // The signature is the SOD's last field. Unflipped, the list is empty and this fails.
     let last = sod.len() - 1;
     sod[last] ^= 0x01;
     let read = read_chip(files.card(sod, aa), &by_id(), &trust(&issuer)).unwrap();
@@ -233,7 +234,7 @@ fn an_altered_dg13_is_a_hash_mismatch() {
     let aa = VirtualAa::ecdsa_p256(AaHash::Sha256);
     let mut files = Files::new(&td1(), &person(), &aa);
     let sod = files.sign(&issuer);
-    // Another name written in after signing, same length.
+    // Another name written in after signing. Without the hash check the read is verified.
     files.dg13 = build::dg13(&Dg13Person {
         full_name: "Nguyễn Văn Ân",
         ..person()
@@ -252,7 +253,8 @@ fn a_card_from_an_untrusted_issuer_is_named() {
         matches!(unproven(&read)[..], [Unproven::UntrustedSigner(_)]),
         "{read:?}"
     );
-    // An agent with an empty trust store proves nothing either.
+    // An agent with an empty trust store proves nothing either (a store that trusted any
+    // signer would make both reads verified).
     let read = read_with_store(genuine_card(&trusted), &TrustStore::new());
     assert!(unproven(&read).contains(&Unproven::UntrustedSigner(
         "no trusted certificate has the issuer's name and key identifier".into()
@@ -277,6 +279,7 @@ fn an_expired_card_is_genuine_but_not_verified() {
     );
     let read = read_chip(card, &by_id(), &trust(&issuer)).unwrap();
     assert!(read.passive_genuine() && read.active.is_some());
+    // Without the expiry check every proof holds and this read is verified.
     assert_eq!(unproven(&read), [Unproven::CardExpired]);
 }
 
@@ -291,7 +294,8 @@ fn a_card_that_is_not_a_cccd_is_named() {
     };
     let card = issuer.card(&foreign, &person(), VirtualAa::ecdsa_p256(AaHash::Sha256));
     assert_eq!(read_err(card, &by_id(), &issuer), ReadFailure::NotCccd);
-    // A chip without the eMRTD files at all.
+    // A chip without the eMRTD files at all. (A read that skipped the DG1 check would accept
+    // the first card.)
     let empty =
         VirtualCard::new(FileSystem::new()).with_pace(Box::new(VirtualPace::cccd(&ID[6..])));
     assert_eq!(read_err(empty, &by_id(), &issuer), ReadFailure::NotCccd);
@@ -321,6 +325,8 @@ fn garbled_and_truncated_answers_are_named_not_panics() {
 #[test]
 fn a_card_removed_mid_read_is_a_removal() {
     let issuer = TestIssuer::vietnam_like();
+    // During PACE, during the files, during Active Authentication. A transport error mapped
+    // to anything but Removed (or a panic) fails here.
     for after in [3, 8, 12] {
         let card = genuine_card(&issuer).with_faults(Faults {
             remove_after_commands: Some(after),
