@@ -343,6 +343,18 @@ fn chip_line(
         );
         return;
     }
+    if answer.is_none() && read.verdict() == Verdict::Verified {
+        // Offline: the agent's own proofs held, but no backend verdict over its challenge.
+        let _ = writeln!(
+            out,
+            "{}",
+            match lang {
+                Lang::Vi => "Chip: thẻ thật theo kiểm tra của máy trạm; CHƯA được máy chủ xác nhận",
+                Lang::En => "Chip: genuine by this station's checks; NOT confirmed by the backend",
+            }
+        );
+        return;
+    }
     let _ = writeln!(
         out,
         "{}",

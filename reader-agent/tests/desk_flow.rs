@@ -190,6 +190,32 @@ async fn desk_flow_genuine_card_clone_and_wrong_can_through_pcscd() {
     assert!(text.contains("sai số CCCD"), "{text}");
     // No CheckCoverage reached the backend (a challenge is not a check).
     assert_eq!(audit_records(&running).await, audit_before);
+
+    // The backend unreachable (nothing listening where the configuration points): the card is
+    // still read and proven, and the desk is told to use the official fallback.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let offline = FileConfig {
+        backend_url: format!("https://{}", closed.local_addr().unwrap()),
+        ..config.clone()
+    };
+    drop(closed);
+    let (outcome, _) = tokio::time::timeout(WAIT * 2, desk::check(&offline, &key))
+        .await
+        .expect("the check finishes");
+    let Outcome::Unreachable { read, .. } = &outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(read.verdict(), Verdict::Verified, "{read:?}");
+    let text = desk::render(&outcome, Lang::Vi);
+    assert!(text.contains("KHÔNG KẾT NỐI ĐƯỢC MÁY CHỦ"), "{text}");
+    assert!(text.contains("số thẻ BHYT"), "{text}");
+    // Never "verified" without the backend's verdict on its own challenge.
+    assert!(!text.contains("ĐÃ XÁC THỰC"), "{text}");
+    let english = desk::render(&outcome, Lang::En);
+    assert!(
+        english.contains("NOT confirmed by the backend"),
+        "{english}"
+    );
     card.remove();
     wait_until_empty(reader);
 }
