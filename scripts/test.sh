@@ -25,7 +25,8 @@ as_root() {
 # libssl-dev): the independent PACE implementation the chip tests check against.
 required=(build-essential pkg-config ca-certificates curl redis-server postgresql pcscd
   vsmartcard-vpcd libpcsclite-dev python3 python3-venv libeac-dev libssl-dev openssl)
-optional=(openpace)
+# The agent's Windows type-check needs MinGW's C compiler (ring's build script runs it).
+optional=(openpace gcc-mingw-w64-x86-64)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 # Present although not from Debian's package (e.g. a toolchain-managed python3 with venv).
@@ -106,15 +107,17 @@ say "python grpcio client"
 
 # ---- The agent on Windows clinic PCs ----------------------------------------------------------
 # Type-checks the agent for Windows. The target's standard library comes from rustup's own server,
-# which some machines cannot reach: then this step says so and is skipped (run it by hand with
-# `rustup target add x86_64-pc-windows-gnu && cargo check -p reader-agent --target x86_64-pc-windows-gnu`).
+# which some machines cannot reach, and ring's build script needs MinGW's C compiler: without
+# either this step says so and is skipped (by hand: `apt-get install gcc-mingw-w64-x86-64;
+# rustup target add x86_64-pc-windows-gnu; cargo check -p reader-agent --target x86_64-pc-windows-gnu`).
 windows=x86_64-pc-windows-gnu
-if command -v rustup >/dev/null && { rustup target list --installed | grep -qx "$windows" ||
-  rustup target add "$windows" >/dev/null 2>&1; }; then
+if command -v x86_64-w64-mingw32-gcc >/dev/null && command -v rustup >/dev/null &&
+  { rustup target list --installed | grep -qx "$windows" ||
+    rustup target add "$windows" >/dev/null 2>&1; }; then
   say "cargo check -p reader-agent --target $windows"
   cargo check -q -p reader-agent --all-targets --target "$windows"
 else
-  say "skipped: the $windows target could not be installed (no access to rustup's server?)"
+  say "skipped: no MinGW compiler, or the $windows target could not be installed (no access to rustup's server?)"
 fi
 
 say "all tests passed"
