@@ -439,7 +439,10 @@ impl Writer {
                 tracing::debug!(%error, "audit spool replay: store still unreachable");
                 REPLAY_RETRY
             }
-            Err(_) => REPLAY_RETRY,
+            Err(_) => {
+                tracing::debug!("audit spool replay: store timed out");
+                REPLAY_RETRY
+            }
         }
     }
 
