@@ -226,10 +226,10 @@ impl Writer {
                 message = receiver.recv() => message,
                 _ = tick.tick() => {
                     // A checkpoint names the chain's head, which must be in the store.
-                    if !self.spooling() {
-                        if let Err(error) = self.checkpoint(false).await {
-                            tracing::error!(%error, "audit checkpoint failed");
-                        }
+                    if !self.spooling()
+                        && let Err(error) = self.checkpoint(false).await
+                    {
+                        tracing::error!(%error, "audit checkpoint failed");
                     }
                     continue;
                 }
