@@ -157,7 +157,7 @@ pub struct AuditConfig {
     pub checkpoint_interval_secs: u64,
     /// How long a check may wait for its audit record to be committed before it is refused.
     pub commit_timeout_ms: u64,
-    /// Largest size of the local spool (`<data_dir>/audit-spool.log`) that holds records while
+    /// Largest size of the local spool (`<data_dir>/audit-spool/<writer>.spool`) that holds records while
     /// the store cannot commit; past it checks are refused. 0: no spool, a dead store refuses
     /// checks.
     pub spool_max_bytes: u64,
@@ -263,9 +263,9 @@ impl Config {
         self.database_url(&self.registry.url, "registry.sqlite")
     }
 
-    /// The local audit spool's file.
-    pub fn audit_spool_path(&self) -> PathBuf {
-        self.data_dir.join("audit-spool.log")
+    /// The local audit spools' directory (one file per writer).
+    pub fn audit_spool_dir(&self) -> PathBuf {
+        self.data_dir.join("audit-spool")
     }
 
     pub fn audit_url(&self) -> String {

@@ -93,7 +93,7 @@ impl App {
                 ),
                 commit_timeout: Duration::from_millis(config.audit.commit_timeout_ms),
                 spool: (config.audit.spool_max_bytes > 0)
-                    .then(|| (config.audit_spool_path(), config.audit.spool_max_bytes)),
+                    .then(|| (config.audit_spool_dir(), config.audit.spool_max_bytes)),
             },
         )
         .await

@@ -85,7 +85,7 @@ pub struct WriterOptions {
     pub max_batch: usize,
     pub checkpoint_interval: Duration,
     pub commit_timeout: Duration,
-    /// The spool file and its largest size; None: no spool.
+    /// The spool directory (one file per writer) and a spool's largest size; None: no spool.
     pub spool: Option<(std::path::PathBuf, u64)>,
 }
 
@@ -102,27 +102,19 @@ impl AuditLog {
     ) -> Result<Self, sqlx::Error> {
         // A spool left by an earlier process (stopped while the store was down) goes into the
         // store first: its chains are older than the one this writer starts.
+        let writer_id = new_writer_id();
         let spool = match &options.spool {
-            Some((path, max_bytes)) => {
-                let mut spool = Spool::open(path, *max_bytes).map_err(sqlx::Error::Io)?;
-                if !spool.is_empty() {
-                    tracing::warn!(
-                        records = spool.records(),
-                        bytes = spool.bytes(),
-                        "audit spool from an earlier run: replaying it into the store"
-                    );
-                    while !spool.is_empty() {
-                        replay_step(&pool, &mut spool, 256).await?;
-                    }
-                    tracing::info!("audit spool replayed");
-                }
-                Some(spool)
+            Some((dir, max_bytes)) => {
+                replay_left_over(&pool, dir).await?;
+                Some(
+                    Spool::open(&dir.join(format!("{writer_id}.spool")), *max_bytes)
+                        .map_err(sqlx::Error::Io)?,
+                )
             }
             None => None,
         };
         let spooled = spool.as_ref().map(Spool::answers).unwrap_or_default();
         let spool_enabled = spool.is_some();
-        let writer_id = new_writer_id();
         let key_id = signer.verifier().key_id();
         let host = std::env::var("HOSTNAME").unwrap_or_default();
         store::register_writer(&pool, &writer_id, now_micros(), &key_id, &host).await?;
@@ -490,6 +482,36 @@ impl Writer {
         self.checkpoints = number;
         Ok(())
     }
+}
+
+/// Replays into the store every spool in `dir` that no running process holds (left by a process
+/// stopped or killed while its store was down), then deletes it.
+async fn replay_left_over(pool: &AnyPool, dir: &std::path::Path) -> Result<(), sqlx::Error> {
+    std::fs::create_dir_all(dir)?;
+    let mut paths: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "spool"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        // Locked: a live replica's own spool, not ours to replay.
+        let Ok(mut spool) = Spool::open(&path, u64::MAX) else {
+            continue;
+        };
+        if !spool.is_empty() {
+            tracing::warn!(
+                records = spool.records(),
+                bytes = spool.bytes(),
+                "audit spool from an earlier run: replaying it into the store"
+            );
+            while !spool.is_empty() {
+                replay_step(pool, &mut spool, 256).await?;
+            }
+            tracing::info!("audit spool replayed");
+        }
+        std::fs::remove_file(&path)?;
+    }
+    Ok(())
 }
 
 /// Inserts the next chunk of spooled records (idempotently) and moves the replay point past it;
