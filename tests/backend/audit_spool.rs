@@ -146,3 +146,124 @@ async fn a_stopped_audit_store_is_spooled_and_replayed_with_nothing_lost_or_doub
     assert_eq!(doubled, 0, "no record twice");
     assert!(during > 0, "checks were answered while the store was down");
 }
+
+/// A backend process serving from `dir` (gRPC, operator port).
+fn spawn_backend(dir: &std::path::Path, audit_url: &str) -> (std::process::Child, u16, u16) {
+    let (port, http) = (crate::support::free_port(), crate::support::free_port());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_bhyt-verify"))
+        .arg("serve")
+        .env("BHYT_DATA_DIR", dir)
+        .env("BHYT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("BHYT_HTTP_LISTEN", format!("127.0.0.1:{http}"))
+        .env("BHYT_TLS__ENABLED", "false")
+        .env("BHYT_TLS__DEV_PLAINTEXT", "true")
+        .env("BHYT_AUDIT__URL", audit_url)
+        .env("BHYT_AUDIT__COMMIT_TIMEOUT_MS", "3000")
+        .env("BHYT_AUDIT__CHECKPOINT_INTERVAL_SECS", "1")
+        .env("BHYT_ABUSE__STATION_RATE_PER_SEC", "1000000")
+        .env("BHYT_ABUSE__STATION_BURST", "1000000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::support::wait_for("the backend", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (child, port, http)
+}
+
+async fn spool_records(http: u16) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", http))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix("bhyt_audit_spool_records "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// SIGKILL with records only in the spool: fails if the restarted backend does not replay the
+/// dead process's spool (`lost > 0`) or replays it twice (`doubled > 0`).
+#[tokio::test]
+async fn a_backend_killed_with_a_full_spool_loses_and_doubles_nothing() {
+    let mut pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = app::config(dir.path());
+    let url = pg.database("audit_spool_kill").await;
+    let cards = fixtures::seed(&config, 300).await;
+    let valid = first(&cards, Kind::Valid).clone();
+    let (mut child, port, http) = spawn_backend(dir.path(), &url);
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client =
+        bhyt_proto::v1::verification_service_client::VerificationServiceClient::new(channel);
+    let mut answered = Vec::new();
+    let mut codes = HashMap::<String, u64>::new();
+    let mut sent = 0;
+    let mut check = async |n: u32, answered: &mut Vec<String>, codes: &mut HashMap<String, u64>| {
+        let mut request = tonic::Request::new(by_citizen(&format!("k{n}"), &valid));
+        request.set_timeout(Duration::from_secs(20));
+        match client.check_coverage(request).await {
+            Ok(a) => {
+                answered.push(a.into_inner().audit_record_id);
+                *codes.entry("Ok".into()).or_default() += 1;
+            }
+            Err(s) => *codes.entry(format!("{:?}", s.code())).or_default() += 1,
+        }
+    };
+    for n in 0..20 {
+        sent += 1;
+        check(n, &mut answered, &mut codes).await;
+    }
+    pg.stop();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut n = 100;
+    while spool_records(http).await < 5.0 {
+        assert!(Instant::now() < deadline, "the spool fills");
+        sent += 1;
+        n += 1;
+        check(n, &mut answered, &mut codes).await;
+    }
+    let in_spool = spool_records(http).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    pg.restart();
+    let (mut second, _, _) = spawn_backend(dir.path(), &url);
+    // The start-up replay happens before the port opens.
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let rows = sqlx::query("SELECT record_id, COUNT(*) FROM audit_records GROUP BY record_id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let found: HashMap<String, i64> = rows
+        .iter()
+        .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+        .collect();
+    let lost = answered
+        .iter()
+        .filter(|id| !found.contains_key(*id))
+        .count();
+    let doubled = found.values().filter(|n| **n > 1).count();
+    eprintln!(
+        "audit spool SIGKILL: sent {sent}, answered {}, by code {codes:?}, in the spool at the kill \
+         {in_spool}, records found {}, lost {lost}, doubled {doubled}",
+        answered.len(),
+        found.len()
+    );
+    assert_eq!(lost, 0);
+    assert_eq!(doubled, 0);
+    assert!(in_spool >= 5.0);
+}
