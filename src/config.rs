@@ -164,6 +164,10 @@ pub struct AuditConfig {
     pub checkpoint_interval_secs: u64,
     /// How long a check may wait for its audit record to be committed before it is refused.
     pub commit_timeout_ms: u64,
+    /// Largest size of the local spool (`<data_dir>/audit-spool/<writer>.spool`) that holds records while
+    /// the store cannot commit; past it checks are refused. 0: no spool, a dead store refuses
+    /// checks.
+    pub spool_max_bytes: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -232,6 +236,7 @@ impl Default for AuditConfig {
             max_batch: 512,
             checkpoint_interval_secs: 10,
             commit_timeout_ms: 5000,
+            spool_max_bytes: 256 << 20,
         }
     }
 }
@@ -275,6 +280,11 @@ impl Config {
 
     pub fn registry_url(&self) -> String {
         self.database_url(&self.registry.url, "registry.sqlite")
+    }
+
+    /// The local audit spools' directory (one file per writer).
+    pub fn audit_spool_dir(&self) -> PathBuf {
+        self.data_dir.join("audit-spool")
     }
 
     pub fn audit_url(&self) -> String {

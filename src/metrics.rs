@@ -44,6 +44,8 @@ pub struct Metrics {
     audit_commit_latency: Histogram,
     audit_batch_size: Histogram,
     audit_failures: Counter,
+    audit_spool_bytes: Gauge,
+    audit_spool_records: Gauge,
     in_flight: Gauge,
     coalesced: Gauge,
     enumerations: Counter,
@@ -112,6 +114,18 @@ impl Metrics {
             "Failed audit commits",
             audit_failures.clone(),
         );
+        let audit_spool_bytes = Gauge::default();
+        registry.register(
+            "audit_spool_bytes",
+            "Bytes of audit records in the local spool, waiting for the audit store (0: none)",
+            audit_spool_bytes.clone(),
+        );
+        let audit_spool_records = Gauge::default();
+        registry.register(
+            "audit_spool_records",
+            "Audit records in the local spool, waiting for the audit store",
+            audit_spool_records.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register(
             "checks_in_flight",
@@ -177,6 +191,8 @@ impl Metrics {
             audit_commit_latency,
             audit_batch_size,
             audit_failures,
+            audit_spool_bytes,
+            audit_spool_records,
             in_flight,
         }
     }
@@ -229,6 +245,14 @@ impl Metrics {
 
     pub fn audit_failed(&self) {
         self.audit_failures.inc();
+    }
+
+    /// The spool's size now (both zero when the audit store has everything).
+    pub fn audit_spool(&self, bytes: u64, records: u64) {
+        self.audit_spool_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.audit_spool_records
+            .set(i64::try_from(records).unwrap_or(i64::MAX));
     }
 
     /// Counts a check in flight until the returned guard drops.

@@ -95,6 +95,8 @@ impl App {
                     config.audit.checkpoint_interval_secs.max(1),
                 ),
                 commit_timeout: Duration::from_millis(config.audit.commit_timeout_ms),
+                spool: (config.audit.spool_max_bytes > 0)
+                    .then(|| (config.audit_spool_dir(), config.audit.spool_max_bytes)),
             },
         )
         .await

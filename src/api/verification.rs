@@ -203,20 +203,9 @@ impl Checks {
         let payload_hash = request::payload_hash(&req);
         let lock = self.key_lock(&req);
         let serialised = lock.lock().await;
-        let stored = store::stored_answer(
-            &self.audit_pool,
-            &req.facility_code,
-            &req.station_id,
-            &req.request_id,
-        )
-        .await;
+        let stored = self.stored_answer(&req).await;
         let outcome = match stored {
-            Err(error) => {
-                tracing::error!(%error, "idempotency look-up failed");
-                Err(audit_unavailable(AuditError::Unavailable(
-                    "audit store unreachable".into(),
-                )))
-            }
+            Err(status) => Err(status),
             Ok(Some(stored)) if stored.payload_hash == payload_hash => self
                 .sealer
                 .open(IDEMPOTENT_ANSWER, &stored.response)
@@ -248,6 +237,46 @@ impl Checks {
         drop(serialised);
         self.release_key_lock(&req, lock);
         outcome
+    }
+
+    /// The answer already given for this request_id: from the spool's index (records the store
+    /// does not have yet), else from the store. With the store unreachable and a spool
+    /// configured, a key found in neither is treated as new: the check is answered and spooled.
+    /// (A key answered before the outage and retried during it is then answered again, with a
+    /// record of its own; its second key row is skipped at replay.)
+    async fn stored_answer(
+        &self,
+        req: &CheckCoverageRequest,
+    ) -> Result<Option<store::StoredAnswer>, Status> {
+        if let Some(answer) =
+            self.audit
+                .spooled_answer(&req.facility_code, &req.station_id, &req.request_id)
+        {
+            return Ok(Some(answer));
+        }
+        let lookup = tokio::time::timeout(
+            self.audit.store_timeout(),
+            store::stored_answer(
+                &self.audit_pool,
+                &req.facility_code,
+                &req.station_id,
+                &req.request_id,
+            ),
+        )
+        .await;
+        match lookup {
+            Ok(Ok(stored)) => Ok(stored),
+            Ok(Err(_)) | Err(_) if self.audit.spool_enabled() => Ok(None),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "idempotency look-up failed");
+                Err(audit_unavailable(AuditError::Unavailable(
+                    "audit store unreachable".into(),
+                )))
+            }
+            Err(_) => Err(audit_unavailable(AuditError::Unavailable(
+                "audit store unreachable".into(),
+            ))),
+        }
     }
 
     /// Applies the station's abuse limits. A suspected enumeration is recorded once per window

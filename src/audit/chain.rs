@@ -6,9 +6,10 @@
 //! how a database returns the row.
 
 use ring::digest::{Context, SHA256};
+use serde::{Deserialize, Serialize};
 
 /// The identity evidence a check was made with, as recorded.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     pub method: i32,
     pub passive_authentication: bool,
@@ -21,7 +22,7 @@ pub struct Evidence {
 }
 
 /// What a record records.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
     /// An answered coverage check.
     #[default]
@@ -69,7 +70,7 @@ impl EventKind {
 }
 
 /// One record, before it is placed in a chain.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// Chosen by the caller before the record is written, so an answer and its proof token can
     /// name it.
@@ -99,7 +100,7 @@ pub struct AuditEntry {
 }
 
 /// A record in its place: writer, sequence number and hashes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainedRecord {
     pub writer_id: String,
     pub seq: i64,

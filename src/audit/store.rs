@@ -13,6 +13,7 @@ const RECORD_COLUMNS: &str = "writer_id, seq, record_id, kind, recorded_at, requ
 const RECORD_COLUMN_COUNT: usize = 26;
 
 /// The answer stored for an idempotency key.
+#[derive(Clone, Debug)]
 pub struct StoredAnswer {
     pub payload_hash: String,
     pub record_id: String,
@@ -20,6 +21,7 @@ pub struct StoredAnswer {
 }
 
 /// A new idempotency key, committed with its audit record.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdempotencyRow {
     pub facility_code: String,
     pub station_id: String,
@@ -66,11 +68,31 @@ pub async fn insert_group(
     records: &[ChainedRecord],
     keys: &[IdempotencyRow],
 ) -> Result<(), sqlx::Error> {
+    insert(pool, records, keys, "").await
+}
+
+/// Inserts spooled records and keys in one transaction, skipping those the store already has
+/// (by `(writer_id, seq)`, `record_id`, or the idempotency key): a group whose commit failed
+/// only in the reply, or a replay cut short by a crash, is not inserted twice.
+pub async fn insert_replayed(
+    pool: &AnyPool,
+    records: &[ChainedRecord],
+    keys: &[IdempotencyRow],
+) -> Result<(), sqlx::Error> {
+    insert(pool, records, keys, " ON CONFLICT DO NOTHING").await
+}
+
+async fn insert(
+    pool: &AnyPool,
+    records: &[ChainedRecord],
+    keys: &[IdempotencyRow],
+    on_conflict: &'static str,
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     // Stay well below SQLite's and PostgreSQL's bound-parameter limits.
     for chunk in records.chunks(256) {
         let sql = format!(
-            "INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES {}",
+            "INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES {}{on_conflict}",
             db::value_rows(&tx, chunk.len(), RECORD_COLUMN_COUNT)
         );
         // Built from constants and placeholders only; values are bound.
@@ -112,7 +134,7 @@ pub async fn insert_group(
     for chunk in keys.chunks(256) {
         let sql = format!(
             "INSERT INTO idempotency_keys (facility_code, station_id, request_id, payload_hash, \
-             record_id, response, created_at) VALUES {}",
+             record_id, response, created_at) VALUES {}{on_conflict}",
             db::value_rows(&tx, chunk.len(), 7)
         );
         // Built from constants and placeholders only; values are bound.

@@ -2,6 +2,10 @@
 //! in groups. A check's answer is released only after the transaction holding its record has
 //! committed, so "answered" implies "durably recorded"; grouping the records of concurrent checks
 //! into one transaction keeps that cheap (one fsync for many records).
+//!
+//! When the store cannot commit, the group goes to the local [`Spool`] instead (fsync'd before
+//! the answers), keeping its place in the chain; every later group queues behind it in the
+//! spool until the writer has replayed the spool into the store, in order.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +15,8 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, AuditEntry, ChainedRecord};
-use super::store::{self, Checkpoint, IdempotencyRow};
+use super::spool::{Spool, SpoolError, SpooledAnswers, SpooledRecord};
+use super::store::{self, Checkpoint, IdempotencyRow, StoredAnswer};
 use crate::keys::CheckpointSigner;
 use crate::metrics::Metrics;
 
@@ -22,6 +27,8 @@ pub enum AuditError {
     Unavailable(String),
     #[error("the audit log is shutting down")]
     Closed,
+    #[error("cannot record the check: the audit store is down and the local spool is full")]
+    SpoolFull,
 }
 
 /// The answer to keep for an idempotency key, committed with its record.
@@ -48,6 +55,8 @@ pub struct AuditLog {
     sender: mpsc::Sender<Message>,
     writer_id: Arc<str>,
     commit_timeout: Duration,
+    spooled: SpooledAnswers,
+    spool_enabled: bool,
 }
 
 /// The tail of the chain: the last committed record.
@@ -65,13 +74,23 @@ struct Writer {
     head: Head,
     checkpoints: i64,
     max_batch: usize,
+    /// None: no spool configured, a store that cannot commit refuses the checks.
+    spool: Option<Spool>,
+    /// Longest wait for the store before a group goes to the spool: well inside the commit
+    /// timeout, so the spooled records are still answered.
+    store_timeout: Duration,
 }
 
 pub struct WriterOptions {
     pub max_batch: usize,
     pub checkpoint_interval: Duration,
     pub commit_timeout: Duration,
+    /// The spool directory (one file per writer) and a spool's largest size; None: no spool.
+    pub spool: Option<(std::path::PathBuf, u64)>,
 }
+
+/// How often a writer with a non-empty spool tries the store again.
+const REPLAY_RETRY: Duration = Duration::from_secs(1);
 
 impl AuditLog {
     /// Registers a new writer (a fresh chain) and starts its task.
@@ -81,7 +100,21 @@ impl AuditLog {
         metrics: Arc<Metrics>,
         options: WriterOptions,
     ) -> Result<Self, sqlx::Error> {
+        // A spool left by an earlier process (stopped while the store was down) goes into the
+        // store first: its chains are older than the one this writer starts.
         let writer_id = new_writer_id();
+        let spool = match &options.spool {
+            Some((dir, max_bytes)) => {
+                replay_left_over(&pool, dir).await?;
+                Some(
+                    Spool::open(&dir.join(format!("{writer_id}.spool")), *max_bytes)
+                        .map_err(sqlx::Error::Io)?,
+                )
+            }
+            None => None,
+        };
+        let spooled = spool.as_ref().map(Spool::answers).unwrap_or_default();
+        let spool_enabled = spool.is_some();
         let key_id = signer.verifier().key_id();
         let host = std::env::var("HOSTNAME").unwrap_or_default();
         store::register_writer(&pool, &writer_id, now_micros(), &key_id, &host).await?;
@@ -97,7 +130,10 @@ impl AuditLog {
             metrics,
             checkpoints: 0,
             max_batch: options.max_batch.max(1),
+            spool,
+            store_timeout: options.commit_timeout / 2,
         };
+        writer.report_spool();
         // The first checkpoint (at seq 0) says "this chain exists", so deleting all of a
         // writer's records still shows.
         writer.checkpoint(false).await?;
@@ -107,7 +143,29 @@ impl AuditLog {
             sender,
             writer_id: writer_id.into(),
             commit_timeout: options.commit_timeout,
+            spooled,
+            spool_enabled,
         })
+    }
+
+    /// Whether a store that cannot commit sends records to the spool (rather than refusing).
+    pub fn spool_enabled(&self) -> bool {
+        self.spool_enabled
+    }
+
+    /// How long to wait for the store before treating it as unreachable.
+    pub fn store_timeout(&self) -> Duration {
+        self.commit_timeout / 2
+    }
+
+    /// The stored answer of a spooled record (not in the store yet) for an idempotency key.
+    pub fn spooled_answer(
+        &self,
+        facility_code: &str,
+        station_id: &str,
+        request_id: &str,
+    ) -> Option<StoredAnswer> {
+        self.spooled.get(facility_code, station_id, request_id)
     }
 
     pub fn writer_id(&self) -> &str {
@@ -153,13 +211,23 @@ impl Writer {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        let retry = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(retry);
         loop {
             let first = tokio::select! {
                 message = receiver.recv() => message,
                 _ = tick.tick() => {
-                    if let Err(error) = self.checkpoint(false).await {
+                    // A checkpoint names the chain's head, which must be in the store.
+                    if !self.spooling()
+                        && let Err(error) = self.checkpoint(false).await
+                    {
                         tracing::error!(%error, "audit checkpoint failed");
                     }
+                    continue;
+                }
+                () = &mut retry, if self.spooling() => {
+                    let delay = self.replay().await;
+                    retry.as_mut().reset(tokio::time::Instant::now() + delay);
                     continue;
                 }
             };
@@ -187,7 +255,16 @@ impl Writer {
                         let _ = s.reply.send(Err(AuditError::Closed));
                     }
                 }
-                if let Err(error) = self.checkpoint(true).await {
+                while self.spooling() {
+                    if self.replay().await > Duration::ZERO {
+                        break;
+                    }
+                }
+                if self.spooling() {
+                    tracing::warn!(
+                        "audit store still down: the spool is kept and replayed at the next start"
+                    );
+                } else if let Err(error) = self.checkpoint(true).await {
                     tracing::error!(%error, "closing audit checkpoint failed");
                 }
                 let _ = done.send(());
@@ -224,31 +301,151 @@ impl Writer {
             }
             records.push(record);
         }
-        match store::insert_group(&self.pool, &records, &keys).await {
+        let spooling = self.spooling();
+        let failure = if spooling {
+            None
+        } else {
+            match tokio::time::timeout(
+                self.store_timeout,
+                store::insert_group(&self.pool, &records, &keys),
+            )
+            .await
+            {
+                Ok(Ok(())) => {
+                    self.head = Head { seq, hash: prev };
+                    self.metrics
+                        .audit_committed(records.len(), started.elapsed());
+                    for s in group {
+                        let _ = s.reply.send(Ok(()));
+                    }
+                    return;
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(%error, records = group.len(), "audit commit failed");
+                    Some(store_failure(&error))
+                }
+                Err(_) => {
+                    tracing::error!(records = group.len(), "audit commit timed out");
+                    Some("audit store unreachable".to_owned())
+                }
+            }
+        };
+        if failure.is_some() {
+            self.metrics.audit_failed();
+        }
+        let spooled = match &mut self.spool {
+            Some(spool) => {
+                let mut keys = keys.into_iter();
+                let batch: Vec<SpooledRecord> = records
+                    .into_iter()
+                    .zip(&group)
+                    .map(|(record, s)| SpooledRecord {
+                        record,
+                        key: if s.idempotent.is_some() {
+                            keys.next()
+                        } else {
+                            None
+                        },
+                    })
+                    .collect();
+                spool.append(&batch)
+            }
+            None => Err(SpoolError::Full { bytes: 0, max: 0 }),
+        };
+        match spooled {
             Ok(()) => {
+                if !spooling {
+                    // The alarm: operators must bring the store back before the spool fills.
+                    tracing::error!(
+                        "AUDIT STORE DOWN: audit records are being spooled locally until it returns"
+                    );
+                }
                 self.head = Head { seq, hash: prev };
-                self.metrics
-                    .audit_committed(records.len(), started.elapsed());
+                self.report_spool();
                 for s in group {
                     let _ = s.reply.send(Ok(()));
                 }
             }
             Err(error) => {
-                self.metrics.audit_failed();
-                tracing::error!(%error, records = group.len(), "audit commit failed");
-                let reason = AuditError::Unavailable(store_failure(&error));
+                let reason = match (&self.spool, &error) {
+                    (None, _) => AuditError::Unavailable(
+                        failure.unwrap_or_else(|| "audit store unreachable".into()),
+                    ),
+                    (Some(_), SpoolError::Full { .. }) => {
+                        tracing::error!(%error, records = group.len(), "audit spool full: checks refused");
+                        AuditError::SpoolFull
+                    }
+                    (Some(_), _) => {
+                        tracing::error!(%error, records = group.len(), "audit spool write failed");
+                        AuditError::Unavailable("audit store and spool unwritable".into())
+                    }
+                };
                 for s in group {
                     let _ = s.reply.send(Err(reason.clone()));
                 }
-                // The commit may have failed after the data reached the disk: continue the chain
-                // from what the store holds.
-                self.reload_head().await;
+                if !spooling {
+                    // The commit may have failed after the data reached the disk: continue the
+                    // chain from what the store holds.
+                    self.reload_head().await;
+                }
+            }
+        }
+    }
+
+    fn spooling(&self) -> bool {
+        self.spool.as_ref().is_some_and(|s| !s.is_empty())
+    }
+
+    fn report_spool(&self) {
+        let (bytes, records) = self
+            .spool
+            .as_ref()
+            .map_or((0, 0), |s| (s.bytes(), s.records()));
+        self.metrics.audit_spool(bytes, records);
+    }
+
+    /// One step of replaying the spool into the store; how long to wait before the next.
+    async fn replay(&mut self) -> Duration {
+        let Some(spool) = &mut self.spool else {
+            return REPLAY_RETRY;
+        };
+        let step = tokio::time::timeout(
+            self.store_timeout,
+            replay_step(&self.pool, spool, self.max_batch),
+        )
+        .await;
+        match step {
+            Ok(Ok(())) => {
+                self.report_spool();
+                if self.spooling() {
+                    return Duration::ZERO;
+                }
+                tracing::warn!("audit store back: the spool is replayed and empty");
+                // Sign the replayed records now rather than at the next tick.
+                if let Err(error) = self.checkpoint(false).await {
+                    tracing::error!(%error, "audit checkpoint failed");
+                }
+                REPLAY_RETRY
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "audit spool replay: store still unreachable");
+                REPLAY_RETRY
+            }
+            Err(_) => {
+                tracing::debug!("audit spool replay: store timed out");
+                REPLAY_RETRY
             }
         }
     }
 
     async fn reload_head(&mut self) {
-        match store::chain_head(&self.pool, &self.writer_id).await {
+        let head = tokio::time::timeout(
+            self.store_timeout,
+            store::chain_head(&self.pool, &self.writer_id),
+        )
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+        match head {
             Ok(Some((seq, hash))) => self.head = Head { seq, hash },
             Ok(None) => {
                 self.head = Head {
@@ -285,6 +482,53 @@ impl Writer {
         self.checkpoints = number;
         Ok(())
     }
+}
+
+/// Replays into the store every spool in `dir` that no running process holds (left by a process
+/// stopped or killed while its store was down), then deletes it.
+async fn replay_left_over(pool: &AnyPool, dir: &std::path::Path) -> Result<(), sqlx::Error> {
+    std::fs::create_dir_all(dir)?;
+    let mut paths: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "spool"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        // Locked: a live replica's own spool, not ours to replay.
+        let Ok(mut spool) = Spool::open(&path, u64::MAX) else {
+            continue;
+        };
+        if !spool.is_empty() {
+            tracing::warn!(
+                records = spool.records(),
+                bytes = spool.bytes(),
+                "audit spool from an earlier run: replaying it into the store"
+            );
+            while !spool.is_empty() {
+                replay_step(pool, &mut spool, 256).await?;
+            }
+            tracing::info!("audit spool replayed");
+        }
+        std::fs::remove_file(&path)?;
+    }
+    Ok(())
+}
+
+/// Inserts the next chunk of spooled records (idempotently) and moves the replay point past it;
+/// truncates the spool once all of it is in the store.
+async fn replay_step(pool: &AnyPool, spool: &mut Spool, chunk: usize) -> Result<(), sqlx::Error> {
+    let (batch, next) = spool.unreplayed(chunk.max(1)).map_err(sqlx::Error::Io)?;
+    if !batch.is_empty() {
+        let (records, keys): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|s| (s.record, s.key)).unzip();
+        let keys: Vec<IdempotencyRow> = keys.into_iter().flatten().collect();
+        store::insert_replayed(pool, &records, &keys).await?;
+        spool.replayed_up_to(next);
+    }
+    if spool.fully_replayed() {
+        spool.truncate().map_err(sqlx::Error::Io)?;
+    }
+    Ok(())
 }
 
 /// A failure reason safe to return to clients: the kind of error, not the database's text.

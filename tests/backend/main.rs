@@ -3,6 +3,7 @@
 
 mod app;
 mod audit_log;
+mod audit_spool;
 mod authorization;
 mod caching;
 mod checks;

@@ -65,6 +65,8 @@ async fn a_dead_audit_store_refuses_checks_quickly() {
     let mut config = app::config(dir.path());
     config.audit.url = pg.database("audit_outage").await;
     config.audit.commit_timeout_ms = 2000;
+    // Without a spool (audit_spool.rs has the spool): refused, not answered unrecorded.
+    config.audit.spool_max_bytes = 0;
     let cards = fixtures::seed(&config, 300).await;
     let backend = TestBackend::start(config).await;
     let mut client = backend.verification().await;
