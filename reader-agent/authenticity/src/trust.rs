@@ -184,9 +184,11 @@ impl TrustStore {
                 crl: crl.source.clone(),
             };
         }
-        covering.last().map_or(Revocation::NoCrl, |crl| Revocation::StaleCrl {
-            crl: crl.source.clone(),
-        })
+        covering
+            .last()
+            .map_or(Revocation::NoCrl, |crl| Revocation::StaleCrl {
+                crl: crl.source.clone(),
+            })
     }
 
     /// Adds one DER certificate; an undecodable one is recorded as skipped.
