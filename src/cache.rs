@@ -288,15 +288,8 @@ impl CoverageCache {
                 "not connected",
             ))));
         }
-        let mut named = 0;
-        let mut chunk = Vec::with_capacity(1000);
-        let mut subjects = subjects.peekable();
-        while subjects.peek().is_some() {
-            chunk.clear();
-            for subject in subjects.by_ref().take(1000) {
-                let subject = subject.map_err(|e| InvalidateError::Subjects(Box::new(e)))?;
-                chunk.push(self.key(&subject));
-            }
+        let (mut named, mut chunk, mut subjects) = (0, Vec::new(), subjects);
+        while next_key_chunk(&self.keys, &mut subjects, &mut chunk)? {
             if let Some(conn) = redis.as_mut() {
                 let _: () = self.bounded(conn.del(&chunk)).await?;
             }
@@ -382,19 +375,30 @@ where
     let keys = crate::keys::Keys::load_or_create(&config.keys_dir())?;
     let client = redis::Client::open(config.cache.redis_url.as_str())?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let mut named = 0;
-    let mut chunk = Vec::with_capacity(1000);
-    let mut subjects = subjects.peekable();
-    while subjects.peek().is_some() {
-        chunk.clear();
-        for subject in subjects.by_ref().take(1000) {
-            let subject = subject.map_err(|e| InvalidateError::Subjects(Box::new(e)))?;
-            chunk.push(cache_key(&keys.pseudonymizer, &subject));
-        }
+    let (mut named, mut chunk, mut subjects) = (0, Vec::new(), subjects);
+    while next_key_chunk(&keys.pseudonymizer, &mut subjects, &mut chunk)? {
         let _: () = conn.del(&chunk).await?;
         named += chunk.len();
     }
     Ok(named)
+}
+
+/// Refills `chunk` with the cache keys of up to a thousand more `subjects` (one Redis DEL each
+/// chunk); false when none are left.
+fn next_key_chunk<E>(
+    keys: &Pseudonymizer,
+    subjects: &mut impl Iterator<Item = Result<Subject, E>>,
+    chunk: &mut Vec<String>,
+) -> Result<bool, InvalidateError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    chunk.clear();
+    for subject in subjects.by_ref().take(1000) {
+        let subject = subject.map_err(|e| InvalidateError::Subjects(Box::new(e)))?;
+        chunk.push(cache_key(keys, &subject));
+    }
+    Ok(!chunk.is_empty())
 }
 
 #[derive(Debug, thiserror::Error)]
