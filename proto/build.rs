@@ -23,6 +23,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // No `connect` helpers: clients bring their own channel (and TLS), so this crate needs
         // no transport.
         .build_transport(false)
+        // Maps as BTreeMap: encoded in key order, so the same request always has the same
+        // bytes. With HashMap the order follows each decode's random hasher, and the backend's
+        // payload hash (idempotency) would tell a retry from itself.
+        .btree_map(".")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -23,7 +23,8 @@ as_root() {
 # Required: real services for the tests, the C toolchain and headers the build links against,
 # Python for the grpcio client, and OpenPACE's library (libeac-dev, whose headers need
 # libssl-dev): the independent PACE implementation the chip tests check against.
-required=(build-essential pkg-config ca-certificates curl redis-server postgresql pcscd
+# redis-tools brings redis-cli, which joins the private nodes of the Redis Cluster tests.
+required=(build-essential pkg-config ca-certificates curl redis-server redis-tools postgresql pcscd
   vsmartcard-vpcd libpcsclite-dev python3 python3-venv libeac-dev libssl-dev openssl)
 # The agent's Windows type-check needs MinGW's C compiler (ring's build script runs it).
 optional=(openpace gcc-mingw-w64-x86-64)
@@ -33,6 +34,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 provided() {
   case "$1" in
     redis-server) command -v redis-server >/dev/null ;;
+    redis-tools) command -v redis-cli >/dev/null ;;
     postgresql) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ;;
     python3 | python3-venv) python3 -c 'import venv, ensurepip' 2>/dev/null ;;
     *) false ;;

@@ -1,5 +1,6 @@
-//! The coverage cache: Redis, shared by all replicas, in front of the source; an in-process
-//! cache (moka) stands in only while Redis is absent or unreachable.
+//! The coverage cache: Redis (one server or a cluster, see [`crate::redis_link`]), shared by all
+//! replicas, in front of the source; an in-process cache (moka) stands in only while Redis is
+//! absent or unreachable.
 //!
 //! The in-process cache is a fallback, not a near cache in front of Redis: replicas could not
 //! invalidate each other's copies, so while Redis works it is neither read nor written, and it is
@@ -18,14 +19,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime, Time};
 use tokio::sync::OnceCell;
 
 use crate::config::CacheConfig;
-use crate::coverage::{CardRecord, Subject, VIETNAM};
+use crate::coverage::{CardRecord, CardStatus, Subject, VIETNAM};
 use crate::keys::Pseudonymizer;
+use crate::redis_link::{RedisLink, RedisTarget};
 use crate::seal::Sealer;
 
 /// Associated data of sealed Redis values.
@@ -81,8 +82,9 @@ pub enum CacheTier {
 pub struct CoverageCache {
     /// False when caching is switched off (`cache.enabled = false`): nothing is read or written.
     enabled: bool,
-    redis: Arc<OnceCell<ConnectionManager>>,
-    redis_configured: bool,
+    redis: Arc<OnceCell<RedisLink>>,
+    /// What is configured: none, one server or a cluster.
+    redis_target: Option<RedisTarget>,
     /// Whether the last Redis command worked; flips are logged once.
     redis_healthy: AtomicBool,
     fallback: moka::future::Cache<String, Arc<FallbackEntry>>,
@@ -103,17 +105,16 @@ impl CoverageCache {
         sealer: Arc<Sealer>,
     ) -> Result<Arc<Self>, redis::RedisError> {
         let redis = Arc::new(OnceCell::new());
-        let redis_configured = config.enabled && !config.redis_url.is_empty();
         let timeout = Duration::from_millis(config.redis_timeout_ms);
-        if redis_configured {
-            let client = redis::Client::open(config.redis_url.as_str())?;
-            tokio::spawn(connect_until_up(client, redis.clone(), timeout));
+        let target = RedisTarget::from_config(config, timeout)?.filter(|_| config.enabled);
+        if let Some(target) = &target {
+            tokio::spawn(connect_until_up(target.clone(), redis.clone(), timeout));
         }
         Ok(Arc::new(Self {
             enabled: config.enabled,
             redis,
-            redis_configured,
-            redis_healthy: AtomicBool::new(redis_configured),
+            redis_healthy: AtomicBool::new(target.is_some()),
+            redis_target: target,
             fallback: moka::future::Cache::builder()
                 .max_capacity(config.fallback_capacity)
                 .expire_after(EntryLifetime)
@@ -137,6 +138,14 @@ impl CoverageCache {
         // Connected at least once (the first connection is made in the background), and the
         // last command worked.
         self.redis.get().is_some() && self.redis_healthy.load(Ordering::Relaxed)
+    }
+
+    /// Where answers come from now: `redis`, `redis cluster` or `in-process fallback`.
+    pub fn tier_in_use(&self) -> &'static str {
+        match &self.redis_target {
+            Some(target) if self.redis_in_use() => target.kind(),
+            _ => "in-process fallback",
+        }
     }
 
     /// The entry for `key`, fresh or stale, unless it is past its stale allowance at `now`
@@ -221,11 +230,16 @@ impl CoverageCache {
     ///
     /// A found card is fresh for the configured TTL and kept `max_stale` longer, but neither
     /// past the end of its validity in Vietnam (after which the verdict changes, and a stale
-    /// "expired" could hide a renewal). "Not found" lives briefly and is never used stale: a
-    /// person registered since must not be turned away on old data.
+    /// "expired" could hide a renewal). "Not found", and a card the source calls expired
+    /// whatever its dates, live briefly and are never used stale: a person registered or
+    /// renewed since must not be turned away on old data.
     fn lifetimes(&self, value: &CachedCoverage, now: OffsetDateTime) -> (Duration, Duration) {
         let short = (self.not_found_ttl, self.not_found_ttl);
-        let Some(card) = &value.card else {
+        let Some(card) = value
+            .card
+            .as_ref()
+            .filter(|c| c.status != CardStatus::Expired)
+        else {
             return short;
         };
         let until_expiry = end_of_day(card.valid_to) - now;
@@ -243,7 +257,7 @@ impl CoverageCache {
 
     /// The Redis connection once made, for other single-use records that replicas must share
     /// (redeemed presence challenges).
-    pub fn connection(&self) -> Option<ConnectionManager> {
+    pub fn connection(&self) -> Option<RedisLink> {
         self.redis.get().cloned()
     }
 
@@ -282,7 +296,7 @@ impl CoverageCache {
         E: std::error::Error + Send + Sync + 'static,
     {
         let mut redis = self.connection();
-        if self.redis_configured && redis.is_none() {
+        if self.redis_target.is_some() && redis.is_none() {
             return Err(InvalidateError::Redis(redis::RedisError::from((
                 redis::ErrorKind::Io,
                 "not connected",
@@ -331,25 +345,17 @@ fn end_of_day(date: Date) -> OffsetDateTime {
         .assume_offset(VIETNAM)
 }
 
-async fn connect_until_up(
-    client: redis::Client,
-    cell: Arc<OnceCell<ConnectionManager>>,
-    timeout: Duration,
-) {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_secs(1));
+async fn connect_until_up(target: RedisTarget, cell: Arc<OnceCell<RedisLink>>, timeout: Duration) {
+    let kind = target.kind();
     loop {
-        match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
-            Ok(manager) => {
-                let _ = cell.set(manager);
-                tracing::info!("connected to redis");
+        match target.connect(timeout).await {
+            Ok(link) => {
+                let _ = cell.set(link);
+                tracing::info!(kind, "connected to redis");
                 return;
             }
             Err(error) => {
-                tracing::warn!(%error, "redis not reachable yet; using the in-process cache, retrying");
+                tracing::warn!(kind, %error, "redis not reachable yet; using the in-process cache, retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
@@ -369,12 +375,12 @@ pub async fn invalidate_after_import<E>(
 where
     E: std::error::Error + Send + Sync + 'static,
 {
-    if config.cache.redis_url.is_empty() {
+    let timeout = Duration::from_millis(config.cache.redis_timeout_ms).max(Duration::from_secs(5));
+    let Some(target) = RedisTarget::from_config(&config.cache, timeout)? else {
         return Ok(0);
-    }
+    };
     let keys = crate::keys::Keys::load_or_create(&config.keys_dir())?;
-    let client = redis::Client::open(config.cache.redis_url.as_str())?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut conn = target.connect(timeout).await?;
     let (mut named, mut chunk, mut subjects) = (0, Vec::new(), subjects);
     while next_key_chunk(&keys.pseudonymizer, &mut subjects, &mut chunk)? {
         let _: () = conn.del(&chunk).await?;
@@ -384,7 +390,7 @@ where
 }
 
 /// Refills `chunk` with the cache keys of up to a thousand more `subjects` (one Redis DEL each
-/// chunk); false when none are left.
+/// chunk, which a cluster splits by hash slot); false when none are left.
 fn next_key_chunk<E>(
     keys: &Pseudonymizer,
     subjects: &mut impl Iterator<Item = Result<Subject, E>>,
@@ -501,6 +507,22 @@ mod tests {
             cache.get("k", end).await.is_none(),
             "gone when the card ends"
         );
+    }
+
+    /// A card the source calls expired (gateway code 010) although its dates run on lives as
+    /// briefly as "not found": a renewal shows up at once. With the card's dates it would be
+    /// kept for the TTL and then stale.
+    #[tokio::test]
+    async fn a_card_the_source_calls_expired_is_kept_briefly_and_never_stale() {
+        let cache = cache(MAX_STALE);
+        let now = OffsetDateTime::now_utc();
+        let t = now.unix_timestamp();
+        let mut value = card_valid_for(now, 365);
+        value.card.as_mut().unwrap().status = CardStatus::Expired;
+        cache.put("k", &value, now).await;
+        let not_found_ttl = CacheConfig::default().not_found_ttl_secs as i64;
+        assert!(cache.get("k", t + not_found_ttl - 1).await.is_some());
+        assert!(cache.get("k", t + not_found_ttl).await.is_none());
     }
 
     #[tokio::test]

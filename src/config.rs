@@ -103,8 +103,12 @@ impl std::fmt::Debug for Secret {
 pub struct SourceConfig {
     /// `registry` (default) or `gateway`.
     pub kind: SourceKind,
-    /// The gateway's base URL, e.g. `https://gateway.example/`; `http://` only for the simulator.
+    /// The gateway's base URL, e.g. `https://gateway.example/`; `http://` only with
+    /// `dev_plain_http`.
     pub url: String,
+    /// Development only: accept a plain `http://` gateway URL (the local simulator), with a
+    /// warning in the log. Off, such a URL stops the start-up.
+    pub dev_plain_http: bool,
     /// The facility account's user name.
     pub username: String,
     /// The facility account's password; set it through `BHYT_SOURCE__PASSWORD`.
@@ -137,6 +141,7 @@ impl Default for SourceConfig {
         Self {
             kind: SourceKind::Registry,
             url: String::new(),
+            dev_plain_http: false,
             username: String::new(),
             password: Secret::default(),
             ca_cert: String::new(),
@@ -176,8 +181,12 @@ pub struct CacheConfig {
     /// Off: every check asks the source, and neither Redis nor the in-process cache is read or
     /// written (benchmarks measure the source's own cost this way; coalescing still applies).
     pub enabled: bool,
-    /// `redis://host:port/db`; empty: in-process cache only.
+    /// One Redis server, `redis://host:port/db`; empty: none (see `redis_cluster_nodes`).
     pub redis_url: String,
+    /// Or a Redis Cluster: some of its nodes, `["redis://host1:7000", "redis://host2:7000"]`
+    /// (the others are found from them). Set this or `redis_url`, not both; neither:
+    /// in-process cache only. By environment: `BHYT_CACHE__REDIS_CLUSTER_NODES='["redis://…",…]'`.
+    pub redis_cluster_nodes: Vec<String>,
     /// How long a found card's entry is fresh, answered without asking the source (never past
     /// the card's end of validity).
     pub ttl_secs: u64,
@@ -191,6 +200,11 @@ pub struct CacheConfig {
     pub not_found_ttl_secs: u64,
     /// Concurrent misses for one key make one source query.
     pub coalesce: bool,
+    /// Across replicas sharing Redis: the replica asking the source for a key holds a Redis
+    /// lock on it (SET NX PX) for at most this long, and another replica's miss for the same
+    /// key waits that long at most for the entry instead of asking too. 0: off (each replica
+    /// asks for itself). Unused without Redis, or while it is unreachable.
+    pub source_lock_ms: u64,
     /// Entries held by the in-process fallback cache.
     pub fallback_capacity: u64,
     /// Longest wait for one Redis command before the fallback answers.
@@ -202,8 +216,18 @@ pub struct CacheConfig {
 pub struct Limits {
     /// Largest request message accepted, in bytes.
     pub max_message_bytes: usize,
-    /// Requests served at once; more wait, then are refused with RESOURCE_EXHAUSTED.
+    /// Calls served at once on one HTTP/2 connection, whatever the service; beyond it that
+    /// connection's further calls are refused at once with RESOURCE_EXHAUSTED. A backstop
+    /// against one client: checks are bounded process-wide by `max_checks_in_flight`.
     pub max_concurrent_requests: usize,
+    /// Coverage checks this process runs at once (each batch item counts as one); beyond it a
+    /// check waits up to `slot_wait_ms` for a slot, then is shed with RESOURCE_EXHAUSTED.
+    /// Health checks, metrics and audit queries are not counted. 0: no bound.
+    pub max_checks_in_flight: usize,
+    /// Checks that may wait for a slot at once; more are shed without waiting.
+    pub max_checks_waiting: usize,
+    /// Longest a check waits for a slot before it is shed.
+    pub slot_wait_ms: u64,
     /// Longest a single check may take end to end.
     pub request_timeout_ms: u64,
     /// The largest registry upload `AdminService.ImportRegistry` accepts (larger files: the CLI).
@@ -246,11 +270,13 @@ impl Default for CacheConfig {
         Self {
             enabled: true,
             redis_url: String::new(),
+            redis_cluster_nodes: Vec::new(),
             ttl_secs: 6 * 3600,
             max_stale_secs: 4 * 3600,
             refresh_ahead_percent: 10,
             not_found_ttl_secs: 60,
             coalesce: true,
+            source_lock_ms: 3000,
             fallback_capacity: 100_000,
             redis_timeout_ms: 250,
         }
@@ -262,6 +288,9 @@ impl Default for Limits {
         Self {
             max_message_bytes: 64 * 1024,
             max_concurrent_requests: 512,
+            max_checks_in_flight: 256,
+            max_checks_waiting: 512,
+            slot_wait_ms: 250,
             request_timeout_ms: 10_000,
             max_import_bytes: 256 << 20,
         }
@@ -368,6 +397,29 @@ mod tests {
             Ok(())
         });
         assert_eq!(Config::default().source.kind, SourceKind::Registry);
+    }
+
+    #[test]
+    fn cluster_nodes_come_from_the_file_or_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "bhyt.toml",
+                "[cache]\nredis_cluster_nodes = [\"redis://h1:7000\", \"redis://h2:7000\"]\n",
+            )?;
+            let config = Config::load(Some(Path::new("bhyt.toml")))?;
+            assert_eq!(
+                config.cache.redis_cluster_nodes,
+                ["redis://h1:7000", "redis://h2:7000"]
+            );
+            jail.set_env(
+                "BHYT_CACHE__REDIS_CLUSTER_NODES",
+                r#"["redis://a:7000","redis://b:7001","redis://c:7002"]"#,
+            );
+            let config = Config::load(Some(Path::new("bhyt.toml")))?;
+            assert_eq!(config.cache.redis_cluster_nodes.len(), 3);
+            assert_eq!(config.cache.redis_cluster_nodes[2], "redis://c:7002");
+            Ok(())
+        });
     }
 
     #[test]

@@ -91,6 +91,8 @@ impl BirthDate {
 #[serde(rename_all = "snake_case")]
 pub enum CardStatus {
     Active,
+    /// The source says the card has expired (the gateway's code 010), whatever its dates say.
+    Expired,
     Revoked,
     /// Reported reduced ("báo giảm"), reason unspecified.
     Reduced,
@@ -176,6 +178,7 @@ pub fn judge(card: Option<&CardRecord>, claim: &Claim, today: Date) -> Verdict {
 fn judge_card(card: &CardRecord, today: Date) -> ResultCode {
     use ResultCode as R;
     match card.status {
+        CardStatus::Expired => return R::CardExpired,
         CardStatus::Revoked => return R::CardRevoked,
         CardStatus::Reduced => return R::CardReduced,
         CardStatus::ReducedMovedOutOfProvince => return R::CardReducedMovedOutOfProvince,

@@ -11,6 +11,9 @@
 //! A fresh entry near the end of its freshness is renewed in the background (refresh ahead), so
 //! a citizen checked often never waits for the source; the renewal joins the same coalesced
 //! query as misses, so it is made once.
+//!
+//! Across replicas sharing Redis, [`crate::source_lock`] lets one of them make the query and
+//! the others wait for its cached answer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +28,7 @@ use bhyt_proto::v1::ResultCode;
 
 use crate::metrics::Metrics;
 use crate::source::{CoverageSource, SourceAnswer, SourceError, SourceQuery};
+use crate::source_lock::{Claim, SourceLock};
 
 /// Where an answer's facts came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +72,8 @@ struct Shared {
     coalesce: bool,
     refresh_ahead_percent: u8,
     in_flight: Mutex<HashMap<String, Flight>>,
+    /// One query per key across replicas (`None`: off).
+    replica_lock: Option<SourceLock>,
 }
 
 impl Lookup {
@@ -77,6 +83,7 @@ impl Lookup {
         metrics: Arc<Metrics>,
         coalesce: bool,
         refresh_ahead_percent: u8,
+        replica_lock: Option<SourceLock>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -86,6 +93,7 @@ impl Lookup {
                 coalesce,
                 refresh_ahead_percent: refresh_ahead_percent.min(100),
                 in_flight: Mutex::new(HashMap::new()),
+                replica_lock,
             }),
         }
     }
@@ -198,7 +206,29 @@ impl Shared {
         result
     }
 
+    /// Asks the source for this process, unless another replica is asking for the same key:
+    /// then its answer, once cached.
     async fn fetch(&self, query: &SourceQuery<'_>, key: &str) -> Result<CachedCoverage, NoFacts> {
+        let Some(lock) = &self.replica_lock else {
+            return self.ask_source(query, key).await;
+        };
+        match lock.claim(&self.cache, key, &self.metrics).await {
+            Claim::AnsweredElsewhere(cached) => Ok(cached),
+            Claim::Unshared(_) => self.ask_source(query, key).await,
+            Claim::Held(held) => {
+                // Released after the answer is cached, so a waiter finds it there.
+                let answer = self.ask_source(query, key).await;
+                lock.release(held).await;
+                answer
+            }
+        }
+    }
+
+    async fn ask_source(
+        &self,
+        query: &SourceQuery<'_>,
+        key: &str,
+    ) -> Result<CachedCoverage, NoFacts> {
         let started = Instant::now();
         let answer = self.source.check(query).await;
         if !matches!(answer, Err(SourceError::CircuitOpen { .. })) {

@@ -24,6 +24,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
     source: &'static str,
     outcome: &'static str,
@@ -54,6 +59,9 @@ pub struct Metrics {
     breaker_refused: Counter,
     stale_answers: Counter,
     refresh_ahead: Family<OutcomeLabels, Counter>,
+    shed: Family<ReasonLabels, Counter>,
+    waiting_for_slot: Gauge,
+    source_lock: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -174,7 +182,28 @@ impl Metrics {
             "Background refreshes of cache entries near expiry, by outcome: refreshed, failed",
             refresh_ahead.clone(),
         );
+        let shed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "shed",
+            "Checks refused with RESOURCE_EXHAUSTED because the service was at its limit of checks in flight, by reason: no_slot_in_time, queue_full",
+            shed.clone(),
+        );
+        let waiting_for_slot = Gauge::default();
+        registry.register(
+            "checks_waiting_for_slot",
+            "Checks waiting for one of the limited check slots",
+            waiting_for_slot.clone(),
+        );
+        let source_lock = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "source_lock",
+            "Source queries for a cache miss coordinated across replicas through Redis, by outcome: acquired (this replica asks), answered_elsewhere (another replica's answer used), wait_expired, redis_unavailable (asked without waiting)",
+            source_lock.clone(),
+        );
         Self {
+            shed,
+            waiting_for_slot,
+            source_lock,
             breaker_state,
             breaker_refused,
             stale_answers,
@@ -292,6 +321,23 @@ impl Metrics {
     pub fn refresh_ahead(&self, refreshed: bool) {
         let outcome = if refreshed { "refreshed" } else { "failed" };
         self.refresh_ahead
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// A check shed by the load limit, for `reason`.
+    pub fn shed(&self, reason: &'static str) {
+        self.shed.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts a check waiting for a slot until the guard drops.
+    pub fn waiting_for_slot(&self) -> InFlight<'_> {
+        self.waiting_for_slot.inc();
+        InFlight(&self.waiting_for_slot)
+    }
+
+    pub fn source_lock(&self, outcome: &'static str) {
+        self.source_lock
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }

@@ -31,12 +31,14 @@ use crate::db::{self, Schema};
 use crate::keys::{CheckpointVerifier, KeyError, Keys};
 use crate::lookup::Lookup;
 use crate::metrics::Metrics;
+use crate::overload::CheckSlots;
 use crate::presence::PresenceVerifier;
 use crate::presence::challenge::Challenges;
 use crate::registry::Registry;
 use crate::source::CoverageSource;
-use crate::source::breaker::{BreakerSettings, CircuitBreaker};
+use crate::source::breaker::{BreakerSettings, BreakerState, CircuitBreaker};
 use crate::source::gateway::{GatewaySetupError, GatewaySource};
+use crate::source_lock::SourceLock;
 use crate::tls::{self, HandshakeFailure, ServerTls, TlsSettings};
 use cccd_authenticity::passive::Policy;
 
@@ -70,6 +72,18 @@ pub struct App {
     pub registry_pool: AnyPool,
     verifiers: Vec<CheckpointVerifier>,
     tls: Option<Arc<ServerTls>>,
+    source_health: Arc<SourceHealth>,
+}
+
+/// What `/health` reports of the configured coverage source.
+enum SourceHealth {
+    /// The registry database (its pool is `App::registry_pool`).
+    Registry,
+    /// The national gateway: the last answer it gave, and its circuit breaker when there is one.
+    Gateway {
+        gateway: Arc<GatewaySource>,
+        breaker: Option<Arc<CircuitBreaker>>,
+    },
 }
 
 impl App {
@@ -108,7 +122,7 @@ impl App {
             None => None,
         };
         let cache = CoverageCache::new(&config.cache, keys.pseudonymizer.clone(), sealer.clone())?;
-        if config.cache.redis_url.is_empty() {
+        if config.cache.redis_url.is_empty() && config.cache.redis_cluster_nodes.is_empty() {
             tracing::warn!("no redis configured: caching in this process only");
         }
         let presence = Presence {
@@ -127,20 +141,40 @@ impl App {
                 .map_err(StartError::Trust)?,
             ),
         };
-        let source: Arc<dyn CoverageSource> = match config.source.kind {
+        let (source, source_health) = match config.source.kind {
             SourceKind::Gateway => {
                 tracing::info!("coverage source: the national gateway");
-                Arc::new(GatewaySource::new(&config.source)?)
+                let gateway = Arc::new(GatewaySource::new(&config.source)?);
+                let breaker = with_breaker(gateway.clone(), &config.source, &metrics);
+                let source: Arc<dyn CoverageSource> = match &breaker {
+                    Some(breaker) => breaker.clone(),
+                    None => gateway.clone(),
+                };
+                (source, SourceHealth::Gateway { gateway, breaker })
             }
-            SourceKind::Registry => Arc::new(Registry::new(registry_pool.clone())),
+            SourceKind::Registry => {
+                let registry: Arc<dyn CoverageSource> =
+                    Arc::new(Registry::new(registry_pool.clone()));
+                let source: Arc<dyn CoverageSource> =
+                    match with_breaker(registry.clone(), &config.source, &metrics) {
+                        Some(breaker) => breaker,
+                        None => registry,
+                    };
+                (source, SourceHealth::Registry)
+            }
         };
-        let source = with_breaker(source, &config.source, &metrics);
         let lookup = Lookup::new(
             cache,
             source,
             metrics.clone(),
             config.cache.coalesce,
             config.cache.refresh_ahead_percent,
+            // Only where there is a shared cache to wait on.
+            SourceLock::new(
+                Duration::from_millis(config.cache.source_lock_ms),
+                Duration::from_millis(config.cache.redis_timeout_ms),
+            )
+            .filter(|_| config.cache.enabled && !config.cache.redis_url.is_empty()),
         );
         let checks = Arc::new(Checks::new(
             lookup,
@@ -156,6 +190,7 @@ impl App {
             Gate::new(tls.clone()),
             presence,
             config.limits.max_message_bytes,
+            CheckSlots::new(&config.limits, metrics.clone()),
         ));
         tracing::info!(writer = checks.audit.writer_id(), "audit writer started");
         Ok(Self {
@@ -165,6 +200,7 @@ impl App {
             registry_pool,
             verifiers,
             tls,
+            source_health: Arc::new(source_health),
         })
     }
 
@@ -217,6 +253,7 @@ impl App {
             metrics: self.metrics.clone(),
             checks: self.checks.clone(),
             registry: self.registry_pool.clone(),
+            source: self.source_health.clone(),
         });
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let http_task = tokio::spawn(async move {
@@ -284,6 +321,7 @@ struct OperatorState {
     metrics: Arc<Metrics>,
     checks: Arc<Checks>,
     registry: AnyPool,
+    source: Arc<SourceHealth>,
 }
 
 fn operator_routes(state: OperatorState) -> axum::Router {
@@ -296,42 +334,74 @@ fn operator_routes(state: OperatorState) -> axum::Router {
         .with_state(state)
 }
 
-/// Each dependency's state, as JSON; 503 when checks cannot be answered and recorded.
+/// Each dependency's state, as JSON; 503 when checks cannot be answered and recorded: the
+/// audit store is unreachable and there is no spool. (With a spool the replica still answers;
+/// failing its health check would have a load balancer drop every replica at once, since they
+/// share the store.) The source is the configured one: the registry database, or the gateway
+/// (whose registry database, if any, answers no checks and is not reported).
 async fn health(State(s): State<OperatorState>) -> (StatusCode, axum::Json<serde_json::Value>) {
-    let registry = db::ping(&s.registry).await;
     let audit = db::ping(&s.checks.audit_pool).await;
-    let cache = if s.checks.lookup.cache().redis_in_use() {
-        "redis"
-    } else {
-        "in-process fallback"
+    let (source_ok, source_key, source_state) = match &*s.source {
+        SourceHealth::Registry => {
+            let up = db::ping(&s.registry).await;
+            (
+                up,
+                "registry",
+                serde_json::json!(if up { "ok" } else { "unreachable" }),
+            )
+        }
+        SourceHealth::Gateway { gateway, breaker } => {
+            let breaker = breaker.as_ref().map(|b| b.state());
+            let state = serde_json::json!({
+                "breaker": match breaker {
+                    None => "none",
+                    Some(BreakerState::Closed) => "closed",
+                    Some(BreakerState::HalfOpen) => "half-open",
+                    Some(BreakerState::Open) => "open",
+                },
+                "last_answer_secs_ago": gateway.last_answer_age().map(|age| age.as_secs()),
+            });
+            let open = matches!(breaker, Some(BreakerState::Open));
+            (!open, "gateway", state)
+        }
     };
-    let status = if audit {
+    let status = if audit || s.checks.audit.spool_enabled() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::json!({
-        "status": if audit && registry { "ok" } else { "degraded" },
-        "registry": if registry { "ok" } else { "unreachable" },
-        "audit_store": if audit { "ok" } else { "unreachable" },
-        "cache": cache,
+    let audit_store = match (audit, s.checks.audit.spool_enabled()) {
+        (true, _) => "ok",
+        (false, true) => "unreachable: records go to the local spool",
+        (false, false) => "unreachable",
+    };
+    let mut body = serde_json::json!({
+        "status": if audit && source_ok { "ok" } else { "degraded" },
+        "source": source_key,
+        "audit_store": audit_store,
+        "cache": s.checks.lookup.cache().tier_in_use(),
         "audit_writer": s.checks.audit.writer_id(),
     });
+    body[source_key] = source_state;
     (status, axum::Json(body))
 }
 
-/// Puts the circuit breaker around the source, unless `breaker_failure_threshold` is 0.
+/// The circuit breaker to put around the source, unless `breaker_failure_threshold` is 0.
 fn with_breaker(
     source: Arc<dyn CoverageSource>,
     config: &crate::config::SourceConfig,
     metrics: &Arc<Metrics>,
-) -> Arc<dyn CoverageSource> {
+) -> Option<Arc<CircuitBreaker>> {
     if config.breaker_failure_threshold == 0 {
-        return source;
+        return None;
     }
     let settings = BreakerSettings {
         failure_threshold: config.breaker_failure_threshold,
         cool_down: Duration::from_millis(config.breaker_cool_down_ms),
     };
-    Arc::new(CircuitBreaker::new(source, settings, metrics.clone()))
+    Some(Arc::new(CircuitBreaker::new(
+        source,
+        settings,
+        metrics.clone(),
+    )))
 }

@@ -12,22 +12,21 @@ use emrtd::cccd::id_number::CitizenId;
 use emrtd::lds::build::{Dg13Person, Td1Fields};
 use emrtd::pace::{self, PacePassword};
 use emrtd::reader::Reader;
+use emrtd::stats::{SHORT_SM_READ, minimum_apdus};
 use emrtd::virtual_card::Limits;
 use emrtd::virtual_card::aa::{AaHash, VirtualAa};
 use serde::Serialize;
 
 const FILES: [u8; 5] = [0x1D, 0x01, 0x0D, 0x0E, 0x0F];
-/// The largest READ BINARY a short APDU carries under secure messaging (what emrtd's reader
-/// asks for); extended reads take a whole CCCD file at once.
-const SHORT_CHUNK: usize = 231;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ChipRead {
     pub reader: &'static str,
     pub file_bytes: Vec<usize>,
     pub apdus: u32,
-    /// SELECT of the application, PACE (MSE:Set AT and four GENERAL AUTHENTICATE), one READ
-    /// BINARY per largest chunk of each file, one INTERNAL AUTHENTICATE.
+    /// [`emrtd::stats::minimum_apdus`]: SELECT of the application, PACE (MSE:Set AT and four
+    /// GENERAL AUTHENTICATE), one READ BINARY per largest chunk of each file, one INTERNAL
+    /// AUTHENTICATE.
     pub minimum_apdus: u32,
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -68,8 +67,7 @@ pub fn chip_reads(runs: usize) -> Vec<ChipRead> {
                 last = Some((sizes, reader.stats().total()));
             }
             let (sizes, total) = last.expect("at least one run");
-            let chunk = if extended { usize::MAX } else { SHORT_CHUNK };
-            let minimum = 1 + 5 + 1 + sizes.iter().map(|&n| n.div_ceil(chunk) as u32).sum::<u32>();
+            let minimum = minimum_apdus(&sizes, (!extended).then_some(SHORT_SM_READ));
             times.sort();
             ChipRead {
                 reader: name,

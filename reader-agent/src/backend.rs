@@ -105,27 +105,32 @@ fn read_file(path: &PathBuf) -> Result<Vec<u8>, BackendError> {
     })
 }
 
+/// A lazily connected mutual-TLS channel to the backend with `config`'s certificate. Must be
+/// called inside a Tokio runtime.
+pub fn channel(config: &BackendConfig) -> Result<Channel, BackendError> {
+    let ca = Certificate::from_pem(read_file(&config.ca_cert)?);
+    let identity = Identity::from_pem(
+        read_file(&config.station_cert)?,
+        read_file(&config.station_key)?,
+    );
+    let mut tls = ClientTlsConfig::new().ca_certificate(ca).identity(identity);
+    if let Some(name) = &config.server_name {
+        tls = tls.domain_name(name.clone());
+    }
+    Ok(Endpoint::from_shared(config.url.clone())
+        .map_err(|e| BackendError::Settings(e.to_string()))?
+        .tls_config(tls)
+        .map_err(|e| BackendError::Settings(e.to_string()))?
+        .connect_timeout(config.timeout)
+        .timeout(config.timeout)
+        .connect_lazy())
+}
+
 impl Backend {
     /// A client for `config`. Must be called inside a Tokio runtime.
     pub fn new(config: BackendConfig) -> Result<Self, BackendError> {
-        let ca = Certificate::from_pem(read_file(&config.ca_cert)?);
-        let identity = Identity::from_pem(
-            read_file(&config.station_cert)?,
-            read_file(&config.station_key)?,
-        );
-        let mut tls = ClientTlsConfig::new().ca_certificate(ca).identity(identity);
-        if let Some(name) = &config.server_name {
-            tls = tls.domain_name(name.clone());
-        }
-        let channel = Endpoint::from_shared(config.url.clone())
-            .map_err(|e| BackendError::Settings(e.to_string()))?
-            .tls_config(tls)
-            .map_err(|e| BackendError::Settings(e.to_string()))?
-            .connect_timeout(config.timeout)
-            .timeout(config.timeout)
-            .connect_lazy();
         Ok(Backend {
-            client: VerificationServiceClient::new(channel),
+            client: VerificationServiceClient::new(channel(&config)?),
             config,
         })
     }
@@ -148,7 +153,16 @@ impl Backend {
         read: &ChipRead,
         challenge: &PresenceChallenge,
     ) -> Result<CheckCoverageResponse, BackendError> {
-        let request = self.request(read, challenge, request_id()?);
+        let request = self.request(read, Some(challenge), request_id()?);
+        self.send(request).await
+    }
+
+    /// Sends a prepared request: a fresh one, or a kept one again with its own request id (the
+    /// backend answers a repeat of the same payload with its first answer).
+    pub async fn send(
+        &mut self,
+        request: CheckCoverageRequest,
+    ) -> Result<CheckCoverageResponse, BackendError> {
         self.client
             .check_coverage(request)
             .await
@@ -157,19 +171,23 @@ impl Backend {
     }
 
     /// The request for `read`: subject, name and birth date from DG13, evidence CHIP with the
-    /// agent's flags, the presence proof when the chip signed this challenge's nonce.
+    /// agent's flags, the presence proof when the chip signed this challenge's nonce. Without a
+    /// challenge (the backend was unreachable before the read) there is no proof: the flags
+    /// stay the desk's claims, and the answer cannot say the backend verified the chip.
     pub fn request(
         &self,
         read: &ChipRead,
-        challenge: &PresenceChallenge,
+        challenge: Option<&PresenceChallenge>,
         request_id: String,
     ) -> CheckCoverageRequest {
         let holder = &read.holder;
-        let signed_here = read
-            .active_authentication
-            .as_ref()
-            .filter(|(nonce, _)| challenge.nonce.as_slice() == nonce.as_slice());
-        let presence_proof = signed_here.map(|(_, signature)| PresenceProof {
+        let signed_here = challenge.and_then(|challenge| {
+            read.active_authentication
+                .as_ref()
+                .filter(|(nonce, _)| challenge.nonce.as_slice() == nonce.as_slice())
+                .map(|(_, signature)| (challenge, signature))
+        });
+        let presence_proof = signed_here.map(|(challenge, signature)| PresenceProof {
             challenge: challenge.challenge.clone(),
             sod: read.sod.clone(),
             data_groups: read

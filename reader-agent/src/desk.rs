@@ -7,16 +7,22 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant, SystemTime};
 
-use bhyt_proto::v1::{CheckCoverageResponse, Date as ProtoDate};
+use bhyt_proto::v1::{
+    CheckCoverageRequest, CheckCoverageResponse, Date as ProtoDate, PresenceChallenge,
+};
 use cccd_authenticity::passive::Policy;
+use cccd_authenticity::trust::TrustStore;
 use serde::Deserialize;
 
-use crate::backend::{Backend, BackendConfig, BackendError, nonce_of};
+use crate::backend::{Backend, BackendConfig, BackendError, nonce_of, request_id};
 use crate::card::{CardEvent, ExtendedApduMemory, PcscCard, Watcher, WatcherConfig};
-use crate::read::{self, ChipRead, DeskKey, ReadFailure, ReadOptions, Unproven, Verdict};
+use crate::his::HisConfig;
+use crate::read::{self, Access, ChipRead, DeskKey, ReadFailure, ReadOptions, Unproven, Verdict};
+use crate::spool::{DEFAULT_MAX_ENTRIES, SpoolConfig};
 
 /// The agent's configuration file (TOML).
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +45,15 @@ pub struct FileConfig {
     pub reader: Option<String>,
     /// How long to wait for the card, in seconds (default 60).
     pub card_wait_secs: Option<u64>,
+    /// Where checks are kept while the backend is unreachable (unset: not kept).
+    pub spool_dir: Option<PathBuf>,
+    /// The spool's 32-byte key; created at first start (required with `spool_dir`).
+    pub spool_key_file: Option<PathBuf>,
+    /// Most checks the spool keeps (default 500); beyond, a check is refused, never an older
+    /// one dropped.
+    pub spool_max_entries: Option<usize>,
+    /// The HIS port of `reader-agent run` (`[his]`); none: console only.
+    pub his: Option<HisConfig>,
 }
 
 impl FileConfig {
@@ -47,6 +62,24 @@ impl FileConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The spool's part; `None` when no spool is configured.
+    pub fn spool(&self) -> Result<Option<SpoolConfig>, String> {
+        match (&self.spool_dir, &self.spool_key_file) {
+            (None, None) => Ok(None),
+            (Some(dir), Some(key_file)) => Ok(Some(SpoolConfig {
+                dir: dir.clone(),
+                key_file: key_file.clone(),
+                max_entries: self.spool_max_entries.unwrap_or(DEFAULT_MAX_ENTRIES),
+            })),
+            _ => Err("spool_dir and spool_key_file go together: set both or neither".into()),
+        }
+    }
+
+    /// How long a check waits for the card.
+    pub fn card_wait(&self) -> Duration {
+        Duration::from_secs(self.card_wait_secs.unwrap_or(60))
     }
 
     /// The backend client's part.
@@ -66,6 +99,10 @@ impl FileConfig {
     }
 }
 
+/// What the desk is told when the backend cannot be asked: the official fallback.
+pub const FALLBACK_VI: &str = "KHÔNG KẾT NỐI ĐƯỢC MÁY CHỦ hoặc chứng chỉ trạm bị từ chối. Làm theo quy trình dự phòng: số thẻ BHYT kèm giấy tờ tùy thân có ảnh.";
+pub const FALLBACK_EN: &str = "BACKEND UNREACHABLE or station certificate refused. Use the official fallback: BHYT card number plus photo ID.";
+
 /// The desk's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -84,9 +121,11 @@ pub enum Outcome {
     /// The chip could not be read; the backend was not asked.
     ReadFailed(ReadFailure),
     /// The chip was read but the backend could not be asked (down, or certificate refused).
+    /// `pending` is the check to keep in the spool and send later (see `spool`).
     Unreachable {
         read: Box<ChipRead>,
         error: BackendError,
+        pending: Box<CheckCoverageRequest>,
     },
     /// The backend refused the check itself.
     Refused(BackendError),
@@ -110,16 +149,16 @@ pub struct Timings {
 pub async fn check(config: &FileConfig, key: &DeskKey) -> (Outcome, Timings) {
     let mut timings = Timings::default();
     let trust = match read::load_trust_dir(&config.trust_dir) {
-        Ok(store) => store,
+        Ok(store) => Arc::new(store),
         Err(e) => return (Outcome::Setup(e.to_string()), timings),
     };
     let mut backend = match Backend::new(config.backend()) {
         Ok(b) => b,
         Err(e) => return (Outcome::Setup(e.to_string()), timings),
     };
-    let wait = Duration::from_secs(config.card_wait_secs.unwrap_or(60));
     let started = Instant::now();
     let wanted = config.reader.clone();
+    let wait = config.card_wait();
     let reader = tokio::task::spawn_blocking(move || wait_for_card(wanted.as_deref(), wait))
         .await
         .ok()
@@ -128,7 +167,18 @@ pub async fn check(config: &FileConfig, key: &DeskKey) -> (Outcome, Timings) {
     let Some(reader) = reader else {
         return (Outcome::NoCard, timings);
     };
+    let outcome = check_card(&mut backend, &trust, key, reader, &mut timings).await;
+    (outcome, timings)
+}
 
+/// Reads and proves the card on `reader` and asks the backend: the check once the card is there.
+pub async fn check_card(
+    backend: &mut Backend,
+    trust: &Arc<TrustStore>,
+    key: &DeskKey,
+    reader: String,
+    timings: &mut Timings,
+) -> Outcome {
     // The challenge first, so the chip signs the backend's nonce. Offline, the read goes on with
     // a nonce of the agent's own: the desk still learns whether the chip is genuine.
     let started = Instant::now();
@@ -138,6 +188,7 @@ pub async fn check(config: &FileConfig, key: &DeskKey) -> (Outcome, Timings) {
 
     let started = Instant::now();
     let key_for_read = key.clone();
+    let trust = Arc::clone(trust);
     let read = tokio::task::spawn_blocking(move || {
         let transport = PcscCard::connect(&reader, ExtendedApduMemory::default())
             .map_err(|e| ReadFailure::Reader(e.to_string()))?;
@@ -154,29 +205,61 @@ pub async fn check(config: &FileConfig, key: &DeskKey) -> (Outcome, Timings) {
     timings.read = started.elapsed();
     let read = match read {
         Ok(read) => read,
-        Err(failure) => return (Outcome::ReadFailed(failure), timings),
+        Err(failure) => return Outcome::ReadFailed(failure),
     };
+    let started = Instant::now();
+    let outcome = ask(backend, read, challenge).await;
+    timings.check = started.elapsed();
+    outcome
+}
+
+/// Asks the backend about `read`, made with `challenge` (what IssuePresenceChallenge gave
+/// before the read).
+///
+/// When the backend cannot be asked, the outcome carries the check to keep for later. Unasked
+/// (the challenge already failed), it gets a fresh request id and no presence proof: nothing
+/// was sent, and the chip signed no challenge of the backend's. Asked without an answer (down
+/// or timed out mid-call), it is the very request sent, proof and request id included: the
+/// backend may have recorded it, and only the same request id and payload get that first
+/// answer back rather than a second record.
+pub async fn ask(
+    backend: &mut Backend,
+    read: ChipRead,
+    challenge: Result<PresenceChallenge, BackendError>,
+) -> Outcome {
     let challenge = match challenge {
         Ok(c) => c,
         Err(error) if error.is_unreachable() => {
-            let read = Box::new(read);
-            return (Outcome::Unreachable { read, error }, timings);
+            let pending = match request_id() {
+                Ok(id) => backend.request(&read, None, id),
+                Err(e) => return Outcome::Setup(e.to_string()),
+            };
+            return Outcome::Unreachable {
+                read: Box::new(read),
+                error,
+                pending: Box::new(pending),
+            };
         }
-        Err(error) => return (Outcome::Refused(error), timings),
+        Err(error) => return Outcome::Refused(error),
     };
-    let started = Instant::now();
-    let answer = backend.check(&read, &challenge).await;
-    timings.check = started.elapsed();
+    let request = match request_id() {
+        Ok(id) => backend.request(&read, Some(&challenge), id),
+        Err(e) => return Outcome::Setup(e.to_string()),
+    };
+    let answer = backend.send(request.clone()).await;
     let read = Box::new(read);
-    let outcome = match answer {
+    match answer {
         Ok(answer) => Outcome::Answered {
             read,
             answer: Box::new(answer),
         },
-        Err(error) if error.is_unreachable() => Outcome::Unreachable { read, error },
+        Err(error) if error.is_unreachable() => Outcome::Unreachable {
+            read,
+            error,
+            pending: Box::new(request),
+        },
         Err(error) => Outcome::Refused(error),
-    };
-    (outcome, timings)
+    }
 }
 
 /// Blocks until a card is on `reader` (any reader when `None`); its name, or `None` after
@@ -248,17 +331,10 @@ pub fn render(outcome: &Outcome, lang: Lang) -> String {
                 )
             );
         }
-        Outcome::Unreachable { read, error } => {
+        Outcome::Unreachable { read, error, .. } => {
             who(&mut out, read, lang);
             chip_line(&mut out, read, None, lang);
-            let _ = writeln!(
-                out,
-                "{} ({error})",
-                t(
-                    "KHÔNG KẾT NỐI ĐƯỢC MÁY CHỦ hoặc chứng chỉ trạm bị từ chối. Làm theo quy trình dự phòng: số thẻ BHYT kèm giấy tờ tùy thân có ảnh.",
-                    "BACKEND UNREACHABLE or station certificate refused. Use the official fallback: BHYT card number plus photo ID."
-                )
-            );
+            let _ = writeln!(out, "{} ({error})", t(FALLBACK_VI, FALLBACK_EN));
         }
         Outcome::Refused(error) => {
             let _ = writeln!(
@@ -323,6 +399,14 @@ fn who(out: &mut String, read: &ChipRead, lang: Lang) {
         Lang::En => "Name (chip)",
     };
     let _ = writeln!(out, "{label}: {}", read.full_name().unwrap_or("?"));
+    // Said because BAC is the fallback: a desk that sees it often has cards refusing PACE.
+    let opened = match (read.access, lang) {
+        (Access::Bac, Lang::Vi) => "Mở chip: BAC (khóa từ mã QR; thẻ từ chối PACE)",
+        (Access::Bac, Lang::En) => "Chip opened with: BAC (key from the QR code; PACE refused)",
+        (_, Lang::Vi) => "Mở chip: PACE (mã CAN từ số CCCD)",
+        (_, Lang::En) => "Chip opened with: PACE (CAN from the citizen ID)",
+    };
+    let _ = writeln!(out, "{opened}");
 }
 
 fn chip_line(
@@ -386,7 +470,7 @@ fn chip_line(
     }
 }
 
-fn yes_no(value: bool, lang: Lang) -> &'static str {
+pub(crate) fn yes_no(value: bool, lang: Lang) -> &'static str {
     match (value, lang) {
         (true, Lang::Vi) => "có",
         (false, Lang::Vi) => "không",

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use cccd_authenticity::active::{ActiveAuthentication, verify_active_authentication};
 use cccd_authenticity::crl::Revocation;
@@ -30,7 +30,7 @@ use emrtd::cccd::date::Date;
 use emrtd::cccd::dg13::{self, Dg13};
 use emrtd::cccd::expiry::{self, ExpiryError};
 use emrtd::cccd::id_number::{CitizenId, IdNumberError};
-use emrtd::cccd::mrz::BacKeyMaterial;
+use emrtd::cccd::mrz::{self, BacKeyMaterial, MrzTextError};
 use emrtd::cccd::qr::{self, QrData, QrError};
 use emrtd::lds::dg1::{self, MrzExpiry};
 use emrtd::lds::dg14;
@@ -46,14 +46,20 @@ const DG13: u8 = 0x0D;
 const DG14: u8 = 0x0E;
 const DG15: u8 = 0x0F;
 
-/// What the receptionist gave: a typed ID (PACE only) or the scanned QR text (PACE, and BAC
-/// when PACE is refused). Debug shows nothing personal.
+/// What the receptionist gave: a typed ID (PACE only), the scanned QR text or the MRZ text
+/// (PACE, and BAC when PACE is refused). Debug shows nothing personal.
 #[derive(Clone)]
 pub enum DeskKey {
     /// The 12-digit citizen ID, typed.
     Id(CitizenId),
     /// The QR code's content.
     Qr(Box<QrData>),
+    /// The MRZ on the card's back, typed by an OCR device: the ID from its optional data, and
+    /// BAC's key as printed (no expiry to work out).
+    Mrz {
+        id: CitizenId,
+        bac: Box<BacKeyMaterial>,
+    },
 }
 
 impl fmt::Debug for DeskKey {
@@ -61,6 +67,7 @@ impl fmt::Debug for DeskKey {
         f.write_str(match self {
             DeskKey::Id(_) => "DeskKey::Id(<redacted>)",
             DeskKey::Qr(_) => "DeskKey::Qr(<redacted>)",
+            DeskKey::Mrz { .. } => "DeskKey::Mrz(<redacted>)",
         })
     }
 }
@@ -75,6 +82,12 @@ pub enum KeyError {
     /// The scanned text is not a CCCD QR code.
     #[error("not a CCCD QR code: {0}")]
     Qr(QrError),
+    /// The OCR text is not a valid MRZ (shape or check digits).
+    #[error("not a valid MRZ: {0}")]
+    Mrz(MrzTextError),
+    /// The MRZ is valid but not a CCCD's: no 12-digit citizen ID in its optional data.
+    #[error("the MRZ is not a CCCD's: it holds no citizen ID")]
+    MrzWithoutId,
 }
 
 impl DeskKey {
@@ -92,11 +105,22 @@ impl DeskKey {
             .map_err(KeyError::Qr)
     }
 
+    /// MRZ text from an OCR device (three lines of 30 characters, or one of 90).
+    pub fn from_mrz(text: &str) -> Result<Self, KeyError> {
+        let td1 = mrz::parse_text(text).map_err(KeyError::Mrz)?;
+        let id = td1.citizen_id().ok_or(KeyError::MrzWithoutId)?;
+        Ok(DeskKey::Mrz {
+            id,
+            bac: Box::new(BacKeyMaterial::from_mrz(&td1)),
+        })
+    }
+
     /// The citizen the desk expects on the reader.
     pub fn citizen_id(&self) -> &CitizenId {
         match self {
             DeskKey::Id(id) => id,
             DeskKey::Qr(q) => &q.id,
+            DeskKey::Mrz { id, .. } => id,
         }
     }
 
@@ -112,6 +136,7 @@ impl DeskKey {
                     expiry,
                 )))
             }
+            DeskKey::Mrz { bac, .. } => Ok(Some((**bac).clone())),
         }
     }
 }
@@ -273,6 +298,23 @@ pub struct ChipRead {
     pub unproven: Vec<Unproven>,
     /// APDU statistics of the read, by phase.
     pub stats: ReadStats,
+    /// Time spent in each step of the read.
+    pub timings: ReadTimings,
+}
+
+/// Where a read's time went, step by step (the desk's log, the demo).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadTimings {
+    /// EF.CardAccess, PACE (or BAC) and the application's selection.
+    pub open: Duration,
+    /// EF.SOD and the data groups over secure messaging.
+    pub files: Duration,
+    /// INTERNAL AUTHENTICATE and the check of its signature.
+    pub active_authentication: Duration,
+    /// Chip Authentication, when DG14 offers it.
+    pub chip_authentication: Duration,
+    /// Passive authentication against the trust store.
+    pub passive_authentication: Duration,
 }
 
 impl fmt::Debug for ChipRead {
@@ -365,8 +407,15 @@ pub fn read_card<T: Transport>(
     key: &DeskKey,
     options: &ReadOptions<'_>,
 ) -> Result<ChipRead, ReadFailure> {
+    let mut timings = ReadTimings::default();
+    let mut step = Instant::now();
+    let mut lap = move || {
+        let now = Instant::now();
+        std::mem::replace(&mut step, now).elapsed()
+    };
     let mut reader = Reader::new(transport);
     let access = open(&mut reader, key)?;
+    timings.open = lap();
 
     let sod = reader.read_file(SOD).map_err(ReadFailure::from_read)?;
     let dg1 = reader.read_file(DG1).map_err(ReadFailure::from_read)?;
@@ -393,6 +442,7 @@ pub fn read_card<T: Transport>(
         data_groups.insert(15, dg15.clone());
     }
     let mut unproven = Vec::new();
+    timings.files = lap();
 
     // Active Authentication over the nonce, on the channel the chip opened.
     let mut active_authentication = None;
@@ -415,6 +465,7 @@ pub fn read_card<T: Transport>(
             Err(e) => unproven.push(Unproven::ActiveAuthentication(e.to_string())),
         }
     }
+    timings.active_authentication = lap();
 
     // Chip Authentication when DG14 offers it; a chip without its key fails here.
     let mut chip_authentication = None;
@@ -432,6 +483,7 @@ pub fn read_card<T: Transport>(
     if dg15.is_none() && chip_authentication.is_none() && unproven.is_empty() {
         unproven.push(Unproven::NoCloneCheck);
     }
+    timings.chip_authentication = lap();
 
     // Passive authentication: first in the list, since it says whether anything else matters.
     let mut passive_failures = Vec::new();
@@ -453,6 +505,7 @@ pub fn read_card<T: Transport>(
     };
     passive_failures.append(&mut unproven);
     let mut unproven = passive_failures;
+    timings.passive_authentication = lap();
 
     let expires = match td1.date_of_expiry() {
         MrzExpiry::Never => None,
@@ -475,6 +528,7 @@ pub fn read_card<T: Transport>(
         chip_authentication,
         unproven,
         stats: reader.stats().clone(),
+        timings,
     })
 }
 

@@ -103,6 +103,49 @@ impl VirtualReader {
         T: Transport,
         F: FnMut() -> T + Send + 'static,
     {
+        self.serve_on_thread(
+            move || {
+                let first = chip();
+                (first, move || Some(chip()))
+            },
+            atr,
+            behaviour,
+            wait,
+        )
+    }
+
+    /// Puts one chip on the reader for the whole insertion: `make` builds it on the serving
+    /// thread, and power-on and reset keep it (its keys, such as an Active Authentication key
+    /// that cannot be copied into a second chip, stay; a new session starts with the next PACE
+    /// or BAC). For chips that cannot be moved between threads.
+    pub fn insert_one<T, M>(
+        &self,
+        make: M,
+        atr: &[u8],
+        behaviour: Behaviour,
+        wait: Duration,
+    ) -> Result<InsertedCard, BridgeError>
+    where
+        T: Transport,
+        M: FnOnce() -> T + Send + 'static,
+    {
+        self.serve_on_thread(move || (make(), || None::<T>), atr, behaviour, wait)
+    }
+
+    /// Connects, then serves on a thread the chip `start` gives, replaced at power-off and reset
+    /// by what its companion factory gives (`None`: kept).
+    fn serve_on_thread<T, S, F>(
+        &self,
+        start: S,
+        atr: &[u8],
+        behaviour: Behaviour,
+        wait: Duration,
+    ) -> Result<InsertedCard, BridgeError>
+    where
+        T: Transport,
+        S: FnOnce() -> (T, F) + Send + 'static,
+        F: FnMut() -> Option<T>,
+    {
         let stream = connect(self.addr, wait)?;
         stream.set_nodelay(true)?;
         let control = stream.try_clone()?;
@@ -114,8 +157,8 @@ impl VirtualReader {
         let thread = std::thread::Builder::new()
             .name("vpcd-card".into())
             .spawn(move || {
-                let mut card = chip();
-                let outcome = serve(stream, &mut card, &mut chip, &atr, behaviour, &served);
+                let (mut card, mut fresh) = start();
+                let outcome = serve(stream, &mut card, &mut fresh, &atr, behaviour, &served);
                 if let Ok(mut slot) = ended_by.lock() {
                     *slot = Some(outcome);
                 }
@@ -159,10 +202,12 @@ pub enum Ending {
     Protocol(String),
 }
 
-fn serve<T: Transport, F: FnMut() -> T>(
+/// Serves `card` until the link ends; at power-off and reset `fresh` gives the chip that
+/// replaces it (`None`: the same chip stays).
+fn serve<T: Transport, F: FnMut() -> Option<T>>(
     mut stream: TcpStream,
     card: &mut T,
-    chip: &mut F,
+    fresh: &mut F,
     atr: &[u8],
     behaviour: Behaviour,
     counters: &LinkCounters,
@@ -177,12 +222,16 @@ fn serve<T: Transport, F: FnMut() -> T>(
             [CTRL_ATR] => atr.to_vec(),
             [CTRL_POWER_OFF] => {
                 counters.power_offs.fetch_add(1, Ordering::SeqCst);
-                *card = chip();
+                if let Some(chip) = fresh() {
+                    *card = chip;
+                }
                 continue;
             }
             [CTRL_RESET] => {
                 counters.resets.fetch_add(1, Ordering::SeqCst);
-                *card = chip();
+                if let Some(chip) = fresh() {
+                    *card = chip;
+                }
                 continue;
             }
             [CTRL_POWER_ON] => continue,
@@ -365,6 +414,30 @@ mod tests {
         // Removing the card closes the link.
         assert_eq!(card.remove(), Some(Ending::Closed));
         assert_eq!(read_frame(&mut link).unwrap(), None);
+    }
+
+    #[test]
+    fn one_chip_for_the_insertion_survives_resets_and_power_offs() {
+        let (listener, reader) = driver();
+        let card = reader
+            .insert_one(
+                || Echo(0),
+                &CONTACTLESS_ATR,
+                Behaviour::default(),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+        let (mut link, _) = listener.accept().unwrap();
+        write_frame(&mut link, &[0x00, 0x84, 0x00, 0x00, 0x08]).unwrap();
+        assert_eq!(read_frame(&mut link).unwrap().unwrap(), [0x90, 0x00, 1]);
+        // The same chip after both: a rebuilt one would answer 1 again.
+        write_frame(&mut link, &[CTRL_RESET]).unwrap();
+        write_frame(&mut link, &[CTRL_POWER_OFF]).unwrap();
+        write_frame(&mut link, &[CTRL_POWER_ON]).unwrap();
+        write_frame(&mut link, &[0x00, 0x84, 0x00, 0x00, 0x08]).unwrap();
+        assert_eq!(read_frame(&mut link).unwrap().unwrap(), [0x90, 0x00, 2]);
+        assert_eq!(card.counters().resets(), 1);
+        assert_eq!(card.counters().power_offs(), 1);
     }
 
     #[test]

@@ -19,15 +19,15 @@ use emrtd::virtual_card::pace::VirtualPace;
 use reader_agent::backend::{Backend, BackendError, nonce_of};
 use reader_agent::read::{DeskKey, ReadOptions, Verdict, load_trust_dir, read_card};
 
-use backend::{FACILITY, STATION, backend, station_config, with_card};
+use backend::{FACILITY, STATION, backend, with_card};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_genuine_card_is_chip_verified_by_the_backend_and_a_clone_is_not() {
     let issuer = TestIssuer::vietnam_like();
     let running = backend(&issuer).await;
     let person = running.people[0].clone();
-    let trust = load_trust_dir(&running.dir.path().join("trust")).unwrap();
-    let config = station_config(&running, &running.dir.path().join("pki"), STATION);
+    let trust = load_trust_dir(&running.trust_dir()).unwrap();
+    let config = running.client(&running.pki_dir(), STATION);
     let mut client = Backend::new(config).unwrap();
     let key = DeskKey::from_id(person.citizen_id.as_deref().unwrap()).unwrap();
 
@@ -39,7 +39,7 @@ async fn a_genuine_card_is_chip_verified_by_the_backend_and_a_clone_is_not() {
         challenge: nonce_of(&challenge),
         policy: Policy::default(),
     };
-    let card = with_card(&person, |mrz, holder| {
+    let card = with_card(&person, None, |mrz, holder| {
         issuer.card(mrz, holder, VirtualAa::ecdsa_p256(AaHash::Sha256))
     });
     let read = tokio::task::block_in_place(|| read_card(card, &key, &options)).unwrap();
@@ -54,7 +54,7 @@ async fn a_genuine_card_is_chip_verified_by_the_backend_and_a_clone_is_not() {
 
     // A clone: the genuine card's files, its own key. Coverage is answered, not chip-verified.
     let genuine = VirtualAa::ecdsa_p256(AaHash::Sha256);
-    let files = with_card(&person, |mrz, holder| {
+    let files = with_card(&person, None, |mrz, holder| {
         issuer.card_files(mrz, holder, &genuine)
     });
     let can = &person.citizen_id.as_deref().unwrap()[6..];
@@ -84,7 +84,7 @@ async fn a_station_certificate_from_another_ca_is_refused_as_unreachable() {
     rogue
         .issue_client(STATION, &claims, Validity::days(30))
         .unwrap();
-    let config = station_config(&running, &other.path().join("pki"), STATION);
+    let config = running.client(&other.path().join("pki"), STATION);
     let mut client = Backend::new(config).unwrap();
     // With the backend's own station certificate this call succeeds (the test above).
     let refused = client.challenge().await.expect_err("refused handshake");
@@ -94,7 +94,7 @@ async fn a_station_certificate_from_another_ca_is_refused_as_unreachable() {
     );
 
     // And nothing listening at all.
-    let mut config = station_config(&running, &running.dir.path().join("pki"), STATION);
+    let mut config = running.client(&running.pki_dir(), STATION);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     config.url = format!("https://{}", closed.local_addr().unwrap());
     drop(closed);

@@ -1,8 +1,9 @@
 //! The desk's whole flow through the real PC/SC path: a private pcscd with the vpcd driver, the
-//! virtual CCCD from the test PKI served through vpcd, and a real backend (in process, mutual
+//! virtual CCCDs of the test PKI served through vpcd, and a real backend (in process, mutual
 //! TLS, its trust directory holding the test CSCA and CRL). The agent waits for the card with
 //! its PC/SC watcher, reads it through libpcsclite, proves it, asks the backend and words the
-//! answer for the desk.
+//! answer for the desk; where the backend answered, its audit record is read back as an auditor
+//! reads it.
 //!
 //! Each test holds the pcscd lock and bounds its waits. Linux only (Debian's pcscd and
 //! vsmartcard-vpcd).
@@ -11,147 +12,147 @@
 
 #[path = "common/backend.rs"]
 mod backend;
-#[allow(dead_code)] // pcsc_path.rs uses the rest of the harness (restarts, slots).
+#[path = "common/his_client.rs"]
+mod his_client;
+#[path = "common/relay.rs"]
+mod relay;
+#[allow(dead_code)] // pcsc_path.rs uses the rest of the harness.
 mod support;
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bhyt_proto::v1::ResultCode;
+use bhyt_proto::v1::{
+    CheckCoverageResponse, IdentityMethod, LookupRecord, PresenceStatus, ResultCode,
+};
+use bhyt_verify::coverage::CardRecord;
 use cccd_authenticity::test_pki::TestIssuer;
-use emrtd::transport::{Transport, TransportError};
-use emrtd::virtual_card::aa::{AaHash, VirtualAa};
-use emrtd::virtual_card::pace::VirtualPace;
-use emrtd::virtual_card::{FileSystem, VirtualCard};
-use reader_agent::desk::{self, FileConfig, Lang, Outcome};
-use reader_agent::read::{DeskKey, ReadFailure, Verdict};
-use reader_agent::vpcd::{Behaviour, CONTACTLESS_ATR, InsertedCard, VirtualReader};
-use support::pcscd::{PrivatePcscd, exclusive};
+use reader_agent::demo::backend::InProcessBackend;
+use reader_agent::demo::cards::{self, CardKind, qr_text};
+use reader_agent::demo::wait_until_empty;
+use reader_agent::desk::{self, FileConfig, Lang, Outcome, Timings};
+use reader_agent::his::HisConfig;
+use reader_agent::read::{Access, ChipRead, DeskKey, ReadFailure, Unproven, Verdict};
+use reader_agent::station::Station;
+use reader_agent::vpcd::{Behaviour, InsertedCard};
+use support::{PrivateReader, WAIT};
+use tokio::io::AsyncWriteExt;
 
-use backend::{Running, STATION, backend, station_config, with_card};
+use backend::{audit_kinds, backend, checks_recorded};
 
-const WAIT: Duration = Duration::from_secs(20);
+/// A desk: its reader (a private pcscd), a running backend, the holder of the cards, and the
+/// agent's configuration for that reader.
+struct Desk {
+    reader: PrivateReader,
+    issuer: TestIssuer,
+    backend: InProcessBackend,
+    person: CardRecord,
+    config: FileConfig,
+}
 
-fn agent_config(running: &Running, reader: &str) -> FileConfig {
-    let station = station_config(running, &running.dir.path().join("pki"), STATION);
-    FileConfig {
-        backend_url: station.url,
-        server_name: station.server_name,
-        ca_cert: station.ca_cert,
-        station_cert: station.station_cert,
-        station_key: station.station_key,
-        facility_code: station.facility_code,
-        station_id: station.station_id,
-        operator_name: station.operator_name,
-        operator_citizen_id: station.operator_citizen_id,
-        trust_dir: running.dir.path().join("trust"),
-        reader: Some(reader.to_owned()),
-        card_wait_secs: Some(WAIT.as_secs()),
+impl Desk {
+    async fn start(reader_name: &str) -> Desk {
+        let reader = PrivateReader::start(reader_name);
+        let issuer = TestIssuer::vietnam_like();
+        let backend = backend(&issuer).await;
+        let person = backend.people[0].clone();
+        let config = backend.agent_config(Some(&reader.name), WAIT);
+        Desk {
+            reader,
+            issuer,
+            backend,
+            person,
+            config,
+        }
     }
-}
 
-/// The chip on the vpcd reader, shared by every power-on of one insertion: the bridge asks its
-/// factory for a chip at start and again at power-on and reset, and the AA key cannot be copied
-/// into a second chip. Each insertion is served on its own thread, hence a thread-local.
-struct SharedChip(Rc<RefCell<VirtualCard>>);
-
-impl Transport for SharedChip {
-    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.0.borrow_mut().transmit(command)
+    /// The typed ID of the card's holder.
+    fn typed_id(&self) -> DeskKey {
+        DeskKey::from_id(self.person.citizen_id.as_deref().unwrap()).unwrap()
     }
-}
 
-thread_local! {
-    static CHIP: RefCell<Option<Rc<RefCell<VirtualCard>>>> = const { RefCell::new(None) };
-}
-
-/// Puts a card on the vpcd reader: `files`, PACE with `can`, Active Authentication with `aa`.
-fn insert(port: u16, files: FileSystem, can: String, aa: VirtualAa) -> InsertedCard {
-    let mut aa = Some(aa);
-    VirtualReader::on_port(port)
-        .insert(
-            move || {
-                CHIP.with(|slot| {
-                    let mut slot = slot.borrow_mut();
-                    let chip = slot.get_or_insert_with(|| {
-                        let card = VirtualCard::new(files.clone())
-                            .with_pace(Box::new(VirtualPace::cccd(&can)));
-                        let card = match aa.take() {
-                            Some(aa) => card.with_active_authentication(aa),
-                            None => card,
-                        };
-                        Rc::new(RefCell::new(card))
-                    });
-                    SharedChip(Rc::clone(chip))
-                })
-            },
-            &CONTACTLESS_ATR,
-            Behaviour::default(),
+    /// Puts the holder's card of `kind` on the reader.
+    fn insert(&self, kind: CardKind, behaviour: Behaviour) -> InsertedCard {
+        cards::insert(
+            self.reader.port,
+            &self.issuer,
+            &self.person,
+            kind,
+            behaviour,
             WAIT,
         )
-        .expect("card inserted into vpcd")
+        .unwrap_or_else(|e| panic!("{e}; pcscd log:\n{}", self.reader.pcscd.log()))
+    }
+
+    /// One check at the desk, bounded.
+    async fn check(&self, key: &DeskKey) -> (Outcome, Timings) {
+        tokio::time::timeout(WAIT * 2, desk::check(&self.config, key))
+            .await
+            .expect("the check finishes")
+    }
+
+    /// Takes the card off and waits until pcscd no longer lists it, so the next check cannot
+    /// find the old card.
+    fn remove(&self, card: InsertedCard) {
+        card.remove();
+        assert!(
+            wait_until_empty(&self.reader.name, WAIT),
+            "the card stayed on the reader for {WAIT:?} after its removal"
+        );
+    }
+
+    /// The audit record of `answer`, as an auditor reads it.
+    async fn record(&self, answer: &CheckCoverageResponse) -> LookupRecord {
+        self.backend
+            .audit_record(&answer.audit_record_id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("the answer's audit record")
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn desk_flow_genuine_card_clone_and_wrong_can_through_pcscd() {
-    let _lock = exclusive();
-    let (pcscd, port) = PrivatePcscd::start("BHYT Flow PCD");
-    let reader = "BHYT Flow PCD 00 00";
-    let issuer = TestIssuer::vietnam_like();
-    let running = backend(&issuer).await;
-    let person = running.people[0].clone();
-    let id = person.citizen_id.clone().unwrap();
-    let can = id[6..].to_owned();
-    let config = agent_config(&running, reader);
-    let key = DeskKey::from_id(&id).unwrap();
+fn answered(outcome: &Outcome) -> (&ChipRead, &CheckCoverageResponse) {
+    match outcome {
+        Outcome::Answered { read, answer } => (read, answer),
+        other => panic!("not answered: {other:?}"),
+    }
+}
 
-    // Genuine: verified by the agent and by the backend, CARD_VALID, said so at the desk.
-    let aa = VirtualAa::ecdsa_p256(AaHash::Sha256);
-    let files = with_card(&person, |mrz, holder| issuer.card_files(mrz, holder, &aa));
-    let card = insert(port, files.clone(), can.clone(), aa);
-    let (outcome, timings) = tokio::time::timeout(WAIT * 2, desk::check(&config, &key))
-        .await
-        .expect("the check finishes");
-    let Outcome::Answered { read, answer } = &outcome else {
-        panic!("{outcome:?}; pcscd log:\n{}", pcscd.log());
-    };
+fn reasons(read: &ChipRead) -> Vec<Unproven> {
+    match read.verdict() {
+        Verdict::NotVerified(reasons) => reasons,
+        other => panic!("{other:?}: {read:?}"),
+    }
+}
+
+/// Asserts the desk says "verified" in both languages and the audit record is chip-verified.
+async fn assert_chip_verified(desk: &Desk, outcome: &Outcome) {
+    let (read, answer) = answered(outcome);
     assert_eq!(read.verdict(), Verdict::Verified, "{read:?}");
     assert_eq!(answer.result(), ResultCode::CardValid);
-    assert!(answer.presence.as_ref().is_some_and(|p| p.verified));
-    assert!(desk::chip_verified(read, answer));
-    let text = desk::render(&outcome, Lang::Vi);
-    assert!(text.contains("ĐÃ XÁC THỰC"), "{text}");
-    assert!(text.contains(&person.full_name), "{text}");
-    assert!(text.contains(&answer.audit_record_id), "{text}");
-    let english = desk::render(&outcome, Lang::En);
-    assert!(english.contains("Chip: VERIFIED"), "{english}");
-    eprintln!(
-        "genuine card over pcscd+vpcd: {} APDUs; card {:?}, challenge {:?}, read {:?}, check {:?} \
-         (reported, not asserted)",
-        read.stats.total().apdus,
-        timings.wait_for_card,
-        timings.challenge,
-        timings.read,
-        timings.check
+    assert!(
+        answer.presence.as_ref().is_some_and(|p| p.verified),
+        "{:?}",
+        answer.presence
     );
-    card.remove();
-    wait_until_empty(reader);
+    assert!(desk::chip_verified(read, answer));
+    let text = desk::render(outcome, Lang::Vi);
+    assert!(text.contains("ĐÃ XÁC THỰC"), "{text}");
+    assert!(text.contains(&desk.person.full_name), "{text}");
+    assert!(text.contains(&answer.audit_record_id), "{text}");
+    let english = desk::render(outcome, Lang::En);
+    assert!(english.contains("Chip: VERIFIED"), "{english}");
+    let record = desk.record(answer).await;
+    assert_eq!(record.presence(), PresenceStatus::Verified, "{record:?}");
+    let evidence = record.evidence.expect("the record's evidence");
+    assert_eq!(evidence.method(), IdentityMethod::Chip);
+    assert!(evidence.passive_authentication && evidence.active_authentication);
+}
 
-    // A clone: the genuine files, another AA key. Coverage is answered; the desk is told the
-    // chip is not verified, and why.
-    let clone_aa = VirtualAa::clone_of(&VirtualAa::ecdsa_p256(AaHash::Sha256));
-    let genuine = VirtualAa::ecdsa_p256(AaHash::Sha256);
-    let files = with_card(&person, |mrz, holder| {
-        issuer.card_files(mrz, holder, &genuine)
-    });
-    let card = insert(port, files, can.clone(), clone_aa);
-    let (outcome, _) = tokio::time::timeout(WAIT * 2, desk::check(&config, &key))
-        .await
-        .expect("the check finishes");
-    let Outcome::Answered { read, answer } = &outcome else {
-        panic!("{outcome:?}");
-    };
+/// Asserts coverage was answered but the desk is told the chip is not verified, with `vi` and
+/// `en` among the reasons, and the audit record says the proof failed.
+async fn assert_not_chip_verified(desk: &Desk, outcome: &Outcome, vi: &str, en: &str) {
+    let (read, answer) = answered(outcome);
     assert_eq!(answer.result(), ResultCode::CardValid);
     assert!(!desk::chip_verified(read, answer));
     assert!(
@@ -159,29 +160,62 @@ async fn desk_flow_genuine_card_clone_and_wrong_can_through_pcscd() {
         "{read:?} {:?}",
         answer.presence
     );
-    let text = desk::render(&outcome, Lang::Vi);
+    let text = desk::render(outcome, Lang::Vi);
     assert!(text.contains("KHÔNG XÁC THỰC"), "{text}");
     assert!(!text.contains("ĐÃ XÁC THỰC"), "{text}");
-    let english = desk::render(&outcome, Lang::En);
+    assert!(text.contains(vi), "{text}");
+    let english = desk::render(outcome, Lang::En);
     assert!(english.contains("NOT VERIFIED"), "{english}");
-    assert!(
-        english.contains("active authentication failed"),
-        "{english}"
+    assert!(!english.contains("Chip: VERIFIED"), "{english}");
+    assert!(english.contains(en), "{english}");
+    let record = desk.record(answer).await;
+    assert_eq!(record.presence(), PresenceStatus::Failed, "{record:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genuine_card_clone_wrong_can_and_offline_through_pcscd() {
+    let desk = Desk::start("BHYT Flow PCD").await;
+    let key = desk.typed_id();
+
+    // Genuine: verified by the agent and by the backend, CARD_VALID, said so at the desk, and
+    // the audit record is marked chip-verified.
+    let card = desk.insert(CardKind::Genuine, Behaviour::default());
+    let (outcome, timings) = desk.check(&key).await;
+    assert_chip_verified(&desk, &outcome).await;
+    let (read, _) = answered(&outcome);
+    assert_eq!(read.access, Access::PaceCan);
+    eprintln!(
+        "genuine card over pcscd+vpcd: {} APDUs; card {:?}, challenge {:?}, read {:?} ({:?}), \
+         check {:?} (reported, not asserted)",
+        read.stats.total().apdus,
+        timings.wait_for_card,
+        timings.challenge,
+        timings.read,
+        read.timings,
+        timings.check
     );
-    card.remove();
-    wait_until_empty(reader);
+    desk.remove(card);
+
+    // A clone: the genuine files, another AA key. Coverage is answered; the desk is told the
+    // chip is not verified, and why.
+    let card = desk.insert(CardKind::Clone, Behaviour::default());
+    let (outcome, _) = desk.check(&key).await;
+    assert_not_chip_verified(
+        &desk,
+        &outcome,
+        "xác thực chủ động thất bại",
+        "active authentication failed",
+    )
+    .await;
+    desk.remove(card);
 
     // A wrong CAN: a clear error, and the backend is never asked for coverage.
-    let audit_before = audit_records(&running).await;
+    let before = checks_recorded(&desk.backend).await;
     // Two checks so far (genuine, clone): the count works, so an equal count below means none.
-    assert_eq!(audit_before, 2.0);
-    let aa = VirtualAa::ecdsa_p256(AaHash::Sha256);
-    let files = with_card(&person, |mrz, holder| issuer.card_files(mrz, holder, &aa));
-    let card = insert(port, files, can, aa);
+    assert_eq!(before, 2.0);
+    let card = desk.insert(CardKind::Genuine, Behaviour::default());
     let wrong = DeskKey::from_id("001099054321").unwrap();
-    let (outcome, _) = tokio::time::timeout(WAIT * 2, desk::check(&config, &wrong))
-        .await
-        .expect("the check finishes");
+    let (outcome, _) = desk.check(&wrong).await;
     assert!(
         matches!(outcome, Outcome::ReadFailed(ReadFailure::WrongCan)),
         "{outcome:?}"
@@ -189,23 +223,34 @@ async fn desk_flow_genuine_card_clone_and_wrong_can_through_pcscd() {
     let text = desk::render(&outcome, Lang::Vi);
     assert!(text.contains("sai số CCCD"), "{text}");
     // No CheckCoverage reached the backend (a challenge is not a check).
-    assert_eq!(audit_records(&running).await, audit_before);
+    assert_eq!(checks_recorded(&desk.backend).await, before);
 
     // The backend unreachable (nothing listening where the configuration points): the card is
     // still read and proven, and the desk is told to use the official fallback.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let offline = FileConfig {
         backend_url: format!("https://{}", closed.local_addr().unwrap()),
-        ..config.clone()
+        ..desk.config.clone()
     };
     drop(closed);
     let (outcome, _) = tokio::time::timeout(WAIT * 2, desk::check(&offline, &key))
         .await
         .expect("the check finishes");
-    let Outcome::Unreachable { read, .. } = &outcome else {
+    let Outcome::Unreachable { read, pending, .. } = &outcome else {
         panic!("{outcome:?}");
     };
     assert_eq!(read.verdict(), Verdict::Verified, "{read:?}");
+    // The check to keep for later: this patient, the desk's claims, no proof (the chip signed
+    // no challenge of the backend's) and a request id of its own. Replay: tests/spool.rs.
+    assert!(pending.presence_proof.is_none());
+    assert!(
+        pending
+            .evidence
+            .as_ref()
+            .is_some_and(|e| e.passive_authentication)
+    );
+    assert_eq!(pending.full_name, desk.person.full_name);
+    assert_eq!(pending.request_id.len(), 36);
     let text = desk::render(&outcome, Lang::Vi);
     assert!(text.contains("KHÔNG KẾT NỐI ĐƯỢC MÁY CHỦ"), "{text}");
     assert!(text.contains("số thẻ BHYT"), "{text}");
@@ -216,31 +261,438 @@ async fn desk_flow_genuine_card_clone_and_wrong_can_through_pcscd() {
         english.contains("NOT confirmed by the backend"),
         "{english}"
     );
+    desk.remove(card);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_dg13_is_answered_but_never_shown_as_chip_verified() {
+    let desk = Desk::start("BHYT Tamper PCD").await;
+    // DG13 rewritten after signing (another residence, so name and ID still match the
+    // registry): without the hash check this card is verified.
+    let card = desk.insert(CardKind::TamperedDg13, Behaviour::default());
+    let (outcome, _) = desk.check(&desk.typed_id()).await;
+    let (read, _) = answered(&outcome);
+    assert_eq!(reasons(read), [Unproven::HashMismatch(13)]);
+    assert!(!read.passive_genuine());
+    assert_not_chip_verified(
+        &desk,
+        &outcome,
+        "DG13 không khớp mã băm",
+        "DG13 does not match its hash in EF.SOD",
+    )
+    .await;
+    let (_, answer) = answered(&outcome);
+    let record = desk.record(answer).await;
+    assert!(!record.evidence.unwrap().passive_authentication);
+    desk.remove(card);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_from_an_untrusted_signer_is_named_and_not_chip_verified() {
+    let desk = Desk::start("BHYT Forger PCD").await;
+    // Issued under a look-alike CSCA (same names, other keys): a trust store that matched
+    // names only would pass it.
+    let card = desk.insert(CardKind::UntrustedSigner, Behaviour::default());
+    let (outcome, _) = desk.check(&desk.typed_id()).await;
+    let (read, _) = answered(&outcome);
+    assert!(
+        matches!(reasons(read)[..], [Unproven::UntrustedSigner(_)]),
+        "{read:?}"
+    );
+    assert_not_chip_verified(
+        &desk,
+        &outcome,
+        "cơ quan ký không nằm trong danh sách tin cậy",
+        "the document signer is not trusted",
+    )
+    .await;
+    desk.remove(card);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_pulled_mid_read_is_named_and_the_next_insertion_verifies() {
+    let desk = Desk::start("BHYT Pulled PCD").await;
+    let key = desk.typed_id();
+    // Pulled after PACE, among the files (about 8 APDUs open the chip).
+    let pulled = Behaviour {
+        pull_after_apdus: Some(10),
+        ..Behaviour::default()
+    };
+    let card = desk.insert(CardKind::Genuine, pulled);
+    let (outcome, _) = desk.check(&key).await;
+    // Without the pull this is answered and verified.
+    assert!(
+        matches!(outcome, Outcome::ReadFailed(ReadFailure::Removed)),
+        "{outcome:?}"
+    );
+    assert_eq!(card.counters().apdus(), 10);
+    let text = desk::render(&outcome, Lang::Vi);
+    assert!(text.contains("thẻ bị nhấc ra khi đang đọc"), "{text}");
+    assert!(text.contains("Chưa hỏi cổng BHYT"), "{text}");
+    let english = desk::render(&outcome, Lang::En);
+    assert!(english.contains("removed during the read"), "{english}");
+    // Nothing half-read went to the backend.
+    assert_eq!(checks_recorded(&desk.backend).await, 0.0);
+    desk.remove(card);
+
+    // Put back: the second attempt verifies end to end.
+    let card = desk.insert(CardKind::Genuine, Behaviour::default());
+    let (outcome, _) = desk.check(&key).await;
+    assert_chip_verified(&desk, &outcome).await;
+    desk.remove(card);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_refusing_pace_is_read_with_bac_from_the_qr_code() {
+    let desk = Desk::start("BHYT Bac PCD").await;
+    let card = desk.insert(CardKind::PaceRefused, Behaviour::default());
+    // Typed ID only: PACE is refused and BAC needs the QR's dates; the desk asks for the QR.
+    let (outcome, _) = desk.check(&desk.typed_id()).await;
+    assert!(
+        matches!(outcome, Outcome::ReadFailed(ReadFailure::NeedQrForBac)),
+        "{outcome:?}"
+    );
+    let text = desk::render(&outcome, Lang::Vi);
+    assert!(text.contains("hãy quét mã QR"), "{text}");
+    assert_eq!(checks_recorded(&desk.backend).await, 0.0);
+
+    // The QR scanned, the same card still on the reader: BAC with the key worked out from the
+    // QR's birth and issue dates (a wrong expiry rule makes this WrongMrzKey).
+    let qr = DeskKey::from_qr(&qr_text(&desk.person)).unwrap();
+    let (outcome, _) = desk.check(&qr).await;
+    let (read, _) = answered(&outcome);
+    assert_eq!(read.access, Access::Bac);
+    assert_chip_verified(&desk, &outcome).await;
+    let text = desk::render(&outcome, Lang::Vi);
+    assert!(text.contains("Mở chip: BAC"), "{text}");
+    desk.remove(card);
+}
+
+/// pcsc-lite 1.9.9 adds serial readers such as vpcd only at start (see pcsc_path.rs), so the
+/// reader is plugged in across a pcscd restart: the desk's watcher loses the service, gets it
+/// back, and finds the new reader with the card on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_plugged_in_while_the_desk_waits_is_used() {
+    let mut desk = Desk::start("BHYT Old PCD").await;
+    let hot = "BHYT Hot PCD 00 00";
+    let config = FileConfig {
+        reader: Some(hot.to_owned()),
+        ..desk.config.clone()
+    };
+    let key = desk.typed_id();
+    let finished = AtomicBool::new(false);
+    let check = async {
+        let result = tokio::time::timeout(WAIT * 2, desk::check(&config, &key)).await;
+        finished.store(true, Ordering::SeqCst);
+        result.expect("the check finishes")
+    };
+    let plug_in = async {
+        // The desk is waiting, with no such reader yet.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            !finished.load(Ordering::SeqCst),
+            "the desk gave up before the reader came"
+        );
+        let pcscd = &mut desk.reader.pcscd;
+        pcscd.remove_vpcd("vpcd-0").expect("unplug the old reader");
+        let port = pcscd
+            .add_vpcd("vpcd-0", "BHYT Hot PCD")
+            .expect("plug in the new one");
+        pcscd.restart().expect("restart pcscd");
+        desk.reader.port = port;
+        desk.insert(CardKind::Genuine, Behaviour::default())
+    };
+    let ((outcome, _), card) = tokio::join!(check, plug_in);
+    assert_chip_verified(&desk, &outcome).await;
     card.remove();
-    wait_until_empty(reader);
+    assert!(wait_until_empty(hot, WAIT));
 }
 
-/// Checks the backend answered or refused so far.
-async fn audit_records(running: &Running) -> f64 {
-    backend::checks_recorded(running).await
-}
+/// The console's text, shared with the running station.
+#[derive(Clone, Default)]
+struct Console(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
-/// Waits until pcscd reports no card on `reader`: pcscd polls vpcd about every 400 ms, so a card
-/// just pulled can still be listed as present, and the next check would find the old one.
-fn wait_until_empty(reader: &str) {
-    let name = std::ffi::CString::new(reader).unwrap();
-    let context = pcsc::Context::establish(pcsc::Scope::User).expect("PC/SC context");
-    let deadline = std::time::Instant::now() + WAIT;
-    while std::time::Instant::now() < deadline {
-        let mut states = [pcsc::ReaderState::new(name.clone(), pcsc::State::UNAWARE)];
-        if context
-            .get_status_change(Duration::from_millis(500), &mut states)
-            .is_ok()
-            && !states[0].event_state().contains(pcsc::State::PRESENT)
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+impl std::io::Write for Console {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
     }
-    panic!("the card stayed on {reader} for {WAIT:?} after its removal");
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Console {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Reads the stream until an event of `kind`; every message read, in order.
+async fn until(stream: &mut his_client::Stream, kind: &str) -> Vec<his_client::Message> {
+    let mut seen = Vec::new();
+    loop {
+        let message = stream
+            .next()
+            .await
+            .unwrap_or_else(|| panic!("the stream ended before {kind}: {seen:?}"));
+        let done = message.event == kind;
+        seen.push(message);
+        if done {
+            return seen;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_answers_a_typed_key_and_the_his_stream_receives_each_event() {
+    let desk = Desk::start("BHYT Run PCD").await;
+    let reader = desk.reader.name.as_str();
+    let person = desk.person.clone();
+    let id = person.citizen_id.clone().unwrap();
+    let his_dir = tempfile::tempdir().unwrap();
+    let his = HisConfig {
+        listen: "127.0.0.1:0".into(),
+        token_file: his_dir.path().join("his-token"),
+        max_streams: 2,
+        events_kept: 100,
+    };
+    let config = FileConfig {
+        his: Some(his.clone()),
+        ..desk.config.clone()
+    };
+    let station = Station::start(config.clone(), Lang::En)
+        .await
+        .expect("the station starts");
+    let addr = station.his_addr().expect("the HIS port is bound");
+    let token = std::fs::read_to_string(&his.token_file).unwrap();
+    let token = token.trim();
+
+    // The desk: a line that is no key, then the patient's ID; the card comes after. The HIS
+    // connects once the station runs (it serves the port from then on).
+    let (mut keys, input) = tokio::io::duplex(4096);
+    let console = Console::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(
+        station.run(tokio::io::BufReader::new(input), console.clone(), async {
+            let _ = stopped.await;
+        }),
+    );
+    let mut stream = his_client::Stream::open(addr, token, None).await;
+    keys.write_all(format!("12345\n{id}\n").as_bytes())
+        .await
+        .unwrap();
+    let before = until(&mut stream, "check_started").await;
+    // The watcher's reader_added comes whenever its thread lists the readers: left aside.
+    let desk_only = |messages: &[his_client::Message]| -> Vec<String> {
+        messages
+            .iter()
+            .map(|m| m.event.clone())
+            .filter(|kind| kind != "reader_added")
+            .collect()
+    };
+    let kinds = desk_only(&before);
+    assert!(
+        kinds.ends_with(&["input_rejected".to_owned(), "check_started".to_owned()]),
+        "{kinds:?}"
+    );
+    let rejected = before.iter().find(|m| m.event == "input_rejected").unwrap();
+    assert_eq!(rejected.data["reason"], "not_an_id");
+    assert_eq!(before.last().unwrap().data["key"], "id");
+
+    let card = desk.insert(CardKind::Genuine, Behaviour::default());
+    let after = tokio::time::timeout(WAIT * 2, until(&mut stream, "check_answered"))
+        .await
+        .unwrap_or_else(|_| panic!("no answer; pcscd log:\n{}", desk.reader.pcscd.log()));
+    assert_eq!(desk_only(&after), ["card_inserted", "check_answered"]);
+    let inserted = after.iter().find(|m| m.event == "card_inserted").unwrap();
+    assert_eq!(inserted.data["reader"], reader);
+    let answered = &after.last().unwrap().data;
+    let seqs: Vec<u64> = before.iter().chain(&after).map(|m| m.id).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    assert_eq!(answered["check"], 1);
+    assert_eq!(answered["who"]["citizen_id"], id.as_str());
+    assert_eq!(answered["who"]["full_name"], person.full_name.as_str());
+    assert_eq!(answered["chip"]["verified"], true, "{answered}");
+    assert_eq!(answered["chip"]["genuine_by_agent"], true);
+    assert_eq!(answered["chip"]["backend_verified"], true);
+    assert_eq!(answered["chip"]["access"], "pace_can");
+    assert_eq!(answered["answer"]["result"], "CARD_VALID");
+    assert_eq!(answered["answer"]["usable"], true);
+    assert!(
+        !answered["answer"]["audit_record_id"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !answered["answer"]["proof_token"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(answered["request_id"].as_str().unwrap().len(), 36);
+
+    // The pull endpoint has the same answer.
+    let auth = his_client::bearer(token);
+    let pulled = his_client::json(
+        his_client::get(
+            addr,
+            &format!("/v1/events?after={}", after[after.len() - 2].id),
+            &[("authorization", &auth)],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(pulled["events"][0], *answered);
+
+    card.remove();
+    until(&mut stream, "card_removed").await;
+    assert!(wait_until_empty(reader, WAIT), "the reader empties");
+
+    // A second key and no card: asked to stop while waiting, the station cancels the check and
+    // stops at once (the card wait is 20 s; the bound below is half of it).
+    keys.write_all(format!("{id}\n").as_bytes()).await.unwrap();
+    until(&mut stream, "check_started").await;
+    stop.send(()).unwrap();
+    let cancelled = until(&mut stream, "check_cancelled").await;
+    assert_eq!(cancelled.last().unwrap().data["check"], 2);
+    tokio::time::timeout(WAIT / 2, run)
+        .await
+        .expect("the station stops within the bound")
+        .unwrap()
+        .expect("a clean stop");
+    // The stream ends with the station.
+    assert!(stream.next().await.is_none());
+    let text = console.text();
+    assert!(text.contains("Chip: VERIFIED"), "{text}");
+    assert!(text.contains("Not read"), "{text}");
+
+    // The end of input stops it too, and the HIS token is the one made at first start.
+    let station = Station::start(config, Lang::Vi).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&his.token_file).unwrap().trim(),
+        token
+    );
+    let done = station.run(
+        tokio::io::BufReader::new(&b""[..]),
+        Console::default(),
+        std::future::pending(),
+    );
+    tokio::time::timeout(WAIT, done)
+        .await
+        .expect("stopped at the end of input")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_takes_a_key_from_the_his_keeps_the_check_while_the_backend_is_down_and_sends_it_once()
+{
+    let desk = Desk::start("BHYT Spool PCD").await;
+    let relay = relay::Relay::start(desk.backend.grpc).await;
+    relay.down();
+    let dir = tempfile::tempdir().unwrap();
+    let his = HisConfig {
+        listen: "127.0.0.1:0".into(),
+        token_file: dir.path().join("his-token"),
+        max_streams: 2,
+        events_kept: 100,
+    };
+    let config = FileConfig {
+        backend_url: relay.url(),
+        spool_dir: Some(dir.path().join("spool")),
+        spool_key_file: Some(dir.path().join("spool.key")),
+        his: Some(his.clone()),
+        ..desk.config.clone()
+    };
+    let pacing = reader_agent::spool::Pacing {
+        idle: Duration::from_millis(300),
+        first_retry: Duration::from_millis(300),
+        max_retry: Duration::from_secs(1),
+    };
+    let station = Station::start(config, Lang::En)
+        .await
+        .expect("the station starts")
+        .with_replay_pacing(pacing);
+    let addr = station.his_addr().unwrap();
+    let token = std::fs::read_to_string(&his.token_file).unwrap();
+    let (keys, input) = tokio::io::duplex(4096);
+    let console = Console::default();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(
+        station.run(tokio::io::BufReader::new(input), console.clone(), async {
+            let _ = stopped.await;
+        }),
+    );
+    let mut stream = his_client::Stream::open(addr, token.trim(), None).await;
+    // This time the HIS hands the desk its key (as for an agent running as a service): a
+    // malformed body is refused, a key is accepted and checked as a typed one would be.
+    let id = desk.person.citizen_id.clone().unwrap();
+    let refused = his_client::post_json(
+        addr,
+        "/v1/checks",
+        token.trim(),
+        &serde_json::json!({"id": id}),
+    )
+    .await;
+    assert_eq!(refused.status(), 400);
+    let accepted = his_client::post_json(
+        addr,
+        "/v1/checks",
+        token.trim(),
+        &serde_json::json!({"key": id}),
+    )
+    .await;
+    assert_eq!(accepted.status(), 202);
+    let started = until(&mut stream, "check_started").await;
+    assert_eq!(started.last().unwrap().data["key"], "id");
+    let card = desk.insert(CardKind::Genuine, Behaviour::default());
+    let offline = tokio::time::timeout(WAIT * 2, until(&mut stream, "check_spooled"))
+        .await
+        .expect("the check is kept");
+    assert!(
+        offline.iter().any(|m| m.event == "backend_unreachable"),
+        "{offline:?}"
+    );
+    let request_id = offline.last().unwrap().data["request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        console.text().contains("The check was kept"),
+        "{}",
+        console.text()
+    );
+    card.remove();
+
+    // The backend is back: the kept check is sent and its answer reaches the HIS, once.
+    relay.up();
+    let delivered = tokio::time::timeout(WAIT * 2, until(&mut stream, "spooled_check_answered"))
+        .await
+        .expect("the kept check is sent once the backend is back");
+    let answered = &delivered.last().unwrap().data;
+    assert_eq!(answered["request_id"], request_id.as_str());
+    assert_eq!(answered["answer"]["result"], "CARD_VALID");
+    let kinds = audit_kinds(&desk.backend, &request_id).await;
+    assert_eq!(kinds, [bhyt_verify::audit::EventKind::Check], "{kinds:?}");
+
+    // The end of input stops the desk, and its replay with it.
+    drop(keys);
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .expect("the station and its replay stop at the end of input")
+        .unwrap()
+        .expect("a clean stop");
+    // Delivered, so no longer kept: nothing left to send a second time.
+    let left = std::fs::read_dir(dir.path().join("spool"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "entry")
+        })
+        .count();
+    assert_eq!(left, 0);
 }

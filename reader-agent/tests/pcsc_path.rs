@@ -21,14 +21,12 @@ use emrtd::transport::TransportError;
 use emrtd::virtual_card::pace::VirtualPace;
 use emrtd::virtual_card::{FileSystem, VirtualCard};
 use reader_agent::card::{CardEvent, ExtendedApduMemory, PcscCard, Watcher, WatcherConfig};
-use reader_agent::vpcd::{Behaviour, CONTACTLESS_ATR, VirtualReader};
+use reader_agent::vpcd::{Behaviour, CONTACTLESS_ATR};
 use sha2::{Digest, Sha256};
-use support::pcscd::{PrivatePcscd, exclusive};
+use support::{PrivateReader, WAIT};
 
 /// The card access number printed on the virtual card.
 const CAN: &str = "012345";
-/// Long enough for pcscd's polling (about every 400 ms) and a busy 2-core CI machine.
-const WAIT: Duration = Duration::from_secs(20);
 
 struct Files {
     dg1: Vec<u8>,
@@ -107,9 +105,8 @@ fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static
 
 #[test]
 fn reader_card_insertion_full_pace_read_and_removal_through_pcscd() {
-    let _lock = exclusive();
-    let (pcscd, port) = PrivatePcscd::start("BHYT Test PCD");
-    let name = "BHYT Test PCD 00 00".to_string();
+    let rig = PrivateReader::start("BHYT Test PCD");
+    let name = rig.name.clone();
     let watcher = watcher();
     let events = watcher.events();
     expect_event(
@@ -118,9 +115,7 @@ fn reader_card_insertion_full_pace_read_and_removal_through_pcscd() {
         |e| matches!(e, CardEvent::ReaderAdded { reader } if *reader == name),
     );
 
-    let card = VirtualReader::on_port(port)
-        .insert(cccd, &CONTACTLESS_ATR, Behaviour::default(), WAIT)
-        .unwrap_or_else(|e| panic!("{e}; pcscd log:\n{}", pcscd.log()));
+    let card = rig.insert(cccd, Behaviour::default());
     let inserted = expect_event(
         events,
         "card insertion",
@@ -185,9 +180,8 @@ fn reader_card_insertion_full_pace_read_and_removal_through_pcscd() {
 
 #[test]
 fn a_card_pulled_mid_read_is_a_removal_error_and_the_watcher_sees_it_leave() {
-    let _lock = exclusive();
-    let (pcscd, port) = PrivatePcscd::start("BHYT Pull PCD");
-    let name = "BHYT Pull PCD 00 00".to_string();
+    let rig = PrivateReader::start("BHYT Pull PCD");
+    let name = rig.name.clone();
     let watcher = watcher();
     let events = watcher.events();
     // Pulled after PACE (5 APDUs after the EF.CardAccess probe), in the middle of the files.
@@ -195,9 +189,7 @@ fn a_card_pulled_mid_read_is_a_removal_error_and_the_watcher_sees_it_leave() {
         pull_after_apdus: Some(8),
         ..Behaviour::default()
     };
-    let card = VirtualReader::on_port(port)
-        .insert(cccd, &CONTACTLESS_ATR, behaviour, WAIT)
-        .unwrap_or_else(|e| panic!("{e}; pcscd log:\n{}", pcscd.log()));
+    let card = rig.insert(cccd, behaviour);
     expect_event(
         events,
         "card insertion",
@@ -228,9 +220,8 @@ fn a_card_pulled_mid_read_is_a_removal_error_and_the_watcher_sees_it_leave() {
 
 #[test]
 fn pcscd_killed_and_restarted_the_watcher_recovers_and_sees_the_next_card() {
-    let _lock = exclusive();
-    let (mut pcscd, port) = PrivatePcscd::start("BHYT Restart PCD");
-    let name = "BHYT Restart PCD 00 00".to_string();
+    let mut rig = PrivateReader::start("BHYT Restart PCD");
+    let name = rig.name.clone();
     let watcher = watcher();
     let events = watcher.events();
     expect_event(
@@ -238,14 +229,14 @@ fn pcscd_killed_and_restarted_the_watcher_recovers_and_sees_the_next_card() {
         "reader",
         |e| matches!(e, CardEvent::ReaderAdded { reader } if *reader == name),
     );
-    pcscd.kill();
+    rig.pcscd.kill();
     expect_event(events, "service lost", |e| *e == CardEvent::ServiceLost);
     expect_event(
         events,
         "reader gone with the service",
         |e| matches!(e, CardEvent::ReaderRemoved { reader } if *reader == name),
     );
-    pcscd.restart();
+    rig.pcscd.restart().expect("restart pcscd");
     // Without re-establishing the context the watcher stays on the dead one and none of these
     // come.
     expect_event(events, "service restored", |e| {
@@ -256,9 +247,7 @@ fn pcscd_killed_and_restarted_the_watcher_recovers_and_sees_the_next_card() {
         "reader back",
         |e| matches!(e, CardEvent::ReaderAdded { reader } if *reader == name),
     );
-    let card = VirtualReader::on_port(port)
-        .insert(cccd, &CONTACTLESS_ATR, Behaviour::default(), WAIT)
-        .unwrap_or_else(|e| panic!("{e}; pcscd log:\n{}", pcscd.log()));
+    let card = rig.insert(cccd, Behaviour::default());
     expect_event(
         events,
         "card insertion after the restart",
@@ -284,8 +273,7 @@ fn pcscd_killed_and_restarted_the_watcher_recovers_and_sees_the_next_card() {
 /// vanishes is removed with its card, and a vanished reader is not reported again.
 #[test]
 fn readers_appearing_and_vanishing_are_reported_with_their_cards() {
-    let _lock = exclusive();
-    let (mut pcscd, _port) = PrivatePcscd::start("BHYT Desk PCD");
+    let mut rig = PrivateReader::start("BHYT Desk PCD");
     let watcher = watcher();
     let events = watcher.events();
     expect_event(
@@ -294,9 +282,12 @@ fn readers_appearing_and_vanishing_are_reported_with_their_cards() {
         |e| matches!(e, CardEvent::ReaderAdded { reader } if reader == "BHYT Desk PCD 00 00"),
     );
     // Another reader in place of the first.
-    pcscd.remove_vpcd("vpcd-0");
-    let port = pcscd.add_vpcd("vpcd-0", "BHYT Second PCD");
-    pcscd.restart();
+    rig.pcscd.remove_vpcd("vpcd-0").expect("remove the reader");
+    rig.port = rig
+        .pcscd
+        .add_vpcd("vpcd-0", "BHYT Second PCD")
+        .expect("add a reader");
+    rig.pcscd.restart().expect("restart pcscd");
     expect_event(
         events,
         "first reader gone",
@@ -307,17 +298,15 @@ fn readers_appearing_and_vanishing_are_reported_with_their_cards() {
         "second reader",
         |e| matches!(e, CardEvent::ReaderAdded { reader } if reader == "BHYT Second PCD 00 00"),
     );
-    let card = VirtualReader::on_port(port)
-        .insert(cccd, &CONTACTLESS_ATR, Behaviour::default(), WAIT)
-        .unwrap_or_else(|e| panic!("{e}; pcscd log:\n{}", pcscd.log()));
+    let card = rig.insert(cccd, Behaviour::default());
     expect_event(
         events,
         "card on the second reader",
         |e| matches!(e, CardEvent::CardInserted { reader, .. } if reader == "BHYT Second PCD 00 00"),
     );
     // No reader left, with the card on it: the card leaves with the reader.
-    pcscd.remove_vpcd("vpcd-0");
-    pcscd.restart();
+    rig.pcscd.remove_vpcd("vpcd-0").expect("remove the reader");
+    rig.pcscd.restart().expect("restart pcscd");
     expect_event(
         events,
         "card gone with its reader",
@@ -346,13 +335,12 @@ fn readers_appearing_and_vanishing_are_reported_with_their_cards() {
 
 #[test]
 fn a_watcher_started_before_pcscd_reports_it_missing_then_sees_it_come_up() {
-    let _lock = exclusive();
-    let (mut pcscd, _port) = PrivatePcscd::prepare("BHYT Late PCD");
+    let mut rig = PrivateReader::prepare("BHYT Late PCD");
     // Nothing serves the private socket yet (a desk PC where the agent starts first).
     let watcher = watcher();
     let events = watcher.events();
     expect_event(events, "service missing", |e| *e == CardEvent::ServiceLost);
-    pcscd.restart();
+    rig.pcscd.restart().expect("start pcscd");
     // Without retrying the context the watcher would wait forever here.
     expect_event(events, "service up", |e| *e == CardEvent::ServiceRestored);
     expect_event(
@@ -365,13 +353,10 @@ fn a_watcher_started_before_pcscd_reports_it_missing_then_sees_it_come_up() {
 
 #[test]
 fn pcscd_killed_mid_session_fails_the_read_as_a_removal_not_a_hang() {
-    let _lock = exclusive();
-    let (mut pcscd, port) = PrivatePcscd::start("BHYT Crash PCD");
-    let name = "BHYT Crash PCD 00 00".to_string();
+    let mut rig = PrivateReader::start("BHYT Crash PCD");
+    let name = rig.name.clone();
     let watcher = watcher();
-    let card = VirtualReader::on_port(port)
-        .insert(cccd, &CONTACTLESS_ATR, Behaviour::default(), WAIT)
-        .unwrap_or_else(|e| panic!("{e}; pcscd log:\n{}", pcscd.log()));
+    let card = rig.insert(cccd, Behaviour::default());
     expect_event(
         watcher.events(),
         "card insertion",
@@ -394,7 +379,7 @@ fn pcscd_killed_mid_session_fails_the_read_as_a_removal_not_a_hang() {
         let _ = result_tx.send(reader.read_file(0x01).map(|_| ()));
     });
     assert_eq!(opened_rx.recv_timeout(WAIT), Ok(true), "PACE over pcscd");
-    pcscd.kill();
+    rig.pcscd.kill();
     let _ = go_tx.send(());
     // With the daemon gone the card is lost to this session; said as a removal, in time.
     let result = result_rx
@@ -414,17 +399,14 @@ fn pcscd_killed_mid_session_fails_the_read_as_a_removal_not_a_hang() {
 /// flow's: it gives up on the read thread and says the reader does not answer.)
 #[test]
 fn an_unresponsive_card_holds_the_read_until_removed_then_it_fails_as_a_removal() {
-    let _lock = exclusive();
-    let (pcscd, port) = PrivatePcscd::start("BHYT Mute PCD");
-    let name = "BHYT Mute PCD 00 00".to_string();
+    let rig = PrivateReader::start("BHYT Mute PCD");
+    let name = rig.name.clone();
     let watcher = watcher();
     let behaviour = Behaviour {
         stall_after_apdus: Some(7),
         ..Behaviour::default()
     };
-    let card = VirtualReader::on_port(port)
-        .insert(cccd, &CONTACTLESS_ATR, behaviour, WAIT)
-        .unwrap_or_else(|e| panic!("{e}; pcscd log:\n{}", pcscd.log()));
+    let card = rig.insert(cccd, behaviour);
     expect_event(
         watcher.events(),
         "card insertion",
@@ -458,8 +440,7 @@ fn an_unresponsive_card_holds_the_read_until_removed_then_it_fails_as_a_removal(
 
 #[test]
 fn stopping_the_watcher_cancels_its_blocking_wait() {
-    let _lock = exclusive();
-    let (_pcscd, _port) = PrivatePcscd::start("BHYT Stop PCD");
+    let _rig = PrivateReader::start("BHYT Stop PCD");
     // A wait far longer than the bound below: only SCardCancel ends it in time.
     let watcher = Watcher::start(WatcherConfig {
         poll: Duration::from_secs(600),

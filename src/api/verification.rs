@@ -30,6 +30,7 @@ use crate::keys::Pseudonymizer;
 use crate::lookup::{Found, Lookup, Provenance};
 use crate::messages;
 use crate::metrics::Metrics;
+use crate::overload::{CheckSlots, EPISODE_QUIET, Shed};
 use crate::presence::challenge::Challenges;
 use crate::presence::{PresenceVerdict, PresenceVerifier};
 use crate::proof::{EvidenceClaim, ProofClaims, ProofSigner};
@@ -66,6 +67,8 @@ pub struct Checks {
     pub presence: Presence,
     pub max_message_bytes: usize,
     pub batch_concurrency: usize,
+    /// The bound on checks in flight (load shedding).
+    pub slots: CheckSlots,
     in_progress: KeyLocks,
 }
 
@@ -82,6 +85,7 @@ impl Checks {
         gate: Gate,
         presence: Presence,
         max_message_bytes: usize,
+        slots: CheckSlots,
     ) -> Self {
         Self {
             lookup,
@@ -96,6 +100,7 @@ impl Checks {
             presence,
             max_message_bytes,
             batch_concurrency: 16,
+            slots,
             in_progress: Mutex::default(),
         }
     }
@@ -179,12 +184,17 @@ impl Checks {
         req: CheckCoverageRequest,
     ) -> Result<CheckCoverageResponse, Status> {
         let started = Instant::now();
-        let _in_flight = self.metrics.in_flight();
         if let Err(message) = caller.may_check_for(&req.facility_code, &req.station_id) {
             return Err(self
                 .record_denial(&caller.label, Status::permission_denied(message))
                 .await);
         }
+        // Before any work: a shed check has looked nothing up and holds nothing.
+        let _slot = match self.slots.admit().await {
+            Ok(slot) => slot,
+            Err(shed) => return Err(self.shed(&req, shed, started)),
+        };
+        let _in_flight = self.metrics.in_flight();
         let size = req.encoded_len();
         if size > self.max_message_bytes {
             let error = FieldError {
@@ -239,44 +249,59 @@ impl Checks {
         outcome
     }
 
-    /// The answer already given for this request_id: from the spool's index (records the store
-    /// does not have yet), else from the store. With the store unreachable and a spool
-    /// configured, a key found in neither is treated as new: the check is answered and spooled.
-    /// (A key answered before the outage and retried during it is then answered again, with a
-    /// record of its own; its second key row is skipped at replay.)
+    /// The answer already given for this request_id (see [`AuditLog::stored_answer`]). With
+    /// the store unreachable and a spool configured, a key found in neither is treated as new:
+    /// the check is answered and spooled. (A key answered before the outage and retried during
+    /// it is then answered again, with a record of its own; its second key row is skipped at
+    /// replay.)
     async fn stored_answer(
         &self,
         req: &CheckCoverageRequest,
     ) -> Result<Option<store::StoredAnswer>, Status> {
-        if let Some(answer) =
-            self.audit
-                .spooled_answer(&req.facility_code, &req.station_id, &req.request_id)
-        {
-            return Ok(Some(answer));
-        }
-        let lookup = tokio::time::timeout(
-            self.audit.store_timeout(),
-            store::stored_answer(
-                &self.audit_pool,
-                &req.facility_code,
-                &req.station_id,
-                &req.request_id,
-            ),
-        )
-        .await;
+        let lookup = self
+            .audit
+            .stored_answer(&req.facility_code, &req.station_id, &req.request_id)
+            .await;
         match lookup {
-            Ok(Ok(stored)) => Ok(stored),
-            Ok(Err(_)) | Err(_) if self.audit.spool_enabled() => Ok(None),
-            Ok(Err(error)) => {
+            Ok(stored) => Ok(stored),
+            Err(_) if self.audit.spool_enabled() => Ok(None),
+            Err(error) => {
                 tracing::error!(%error, "idempotency look-up failed");
                 Err(audit_unavailable(AuditError::Unavailable(
                     "audit store unreachable".into(),
                 )))
             }
-            Err(_) => Err(audit_unavailable(AuditError::Unavailable(
-                "audit store unreachable".into(),
-            ))),
         }
+    }
+
+    /// Refuses a check the service has no room for. Not audited one by one (see
+    /// [`crate::overload`]): the first of an episode writes one `throttled` record, in the
+    /// background so the refusal leaves at once.
+    fn shed(&self, req: &CheckCoverageRequest, shed: Shed, started: Instant) -> Status {
+        self.metrics.check_refused(tonic::Code::ResourceExhausted);
+        let message = self.slots.message(shed);
+        if self.slots.begins_episode(Instant::now()) {
+            tracing::warn!(reason = shed.reason(), "overloaded: shedding checks");
+            let entry = AuditEntry {
+                detail: format!(
+                    "{message}; this record stands for every check shed until {} s pass without one",
+                    EPISODE_QUIET.as_secs()
+                ),
+                ..self.entry_base(req, EventKind::Throttled, started)
+            };
+            let audit = self.audit.clone();
+            tokio::spawn(async move {
+                if let Err(error) = audit.append(entry, None).await {
+                    tracing::error!(%error, "the start of an overload could not be recorded");
+                }
+            });
+        }
+        let pushback = u64::try_from(self.slots.pushback().as_millis()).unwrap_or(u64::MAX);
+        let mut status = Status::resource_exhausted(message);
+        status
+            .metadata_mut()
+            .insert("grpc-retry-pushback-ms", pushback.into());
+        status
     }
 
     /// Applies the station's abuse limits. A suspected enumeration is recorded once per window

@@ -20,7 +20,7 @@ use ring::digest::{SHA256, digest};
 use serde::{Deserialize, Serialize};
 
 use super::chain::ChainedRecord;
-use super::store::{IdempotencyRow, StoredAnswer};
+use super::store::{AnswerKey, IdempotencyRow, StoredAnswer};
 
 /// Length and checksum before each body.
 const HEADER: usize = 4 + 32;
@@ -44,9 +44,6 @@ pub struct SpooledRecord {
     pub record: ChainedRecord,
     pub key: Option<IdempotencyRow>,
 }
-
-/// (facility_code, station_id, request_id) of an idempotency key.
-type AnswerKey = (String, String, String);
 
 /// The stored answers of the spooled records, for the idempotency check while the store does
 /// not have them yet. Shared between the writer and the checks.

@@ -1,5 +1,7 @@
 //! The audit tables (migrations/audit) through sqlx's Any driver, for SQLite and PostgreSQL.
 
+use std::collections::HashMap;
+
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
@@ -11,6 +13,9 @@ const RECORD_COLUMNS: &str = "writer_id, seq, record_id, kind, recorded_at, requ
     source_code, error_code, detail, cache_status, evidence_method, evidence_passive, \
     evidence_chip, evidence_active, evidence_ds_issuer, latency_micros, prev_hash, record_hash, evidence_presence";
 const RECORD_COLUMN_COUNT: usize = 26;
+
+/// An idempotency key: (facility_code, station_id, request_id).
+pub type AnswerKey = (String, String, String);
 
 /// The answer stored for an idempotency key.
 #[derive(Clone, Debug)]
@@ -154,29 +159,52 @@ async fn insert(
     tx.commit().await
 }
 
-pub async fn stored_answer(
+/// The answers stored for any of `keys`, in one query per 256 keys (the look-ups of
+/// concurrent checks, see [`super::idempotency`]). Each key is matched on all three columns,
+/// the table's primary key, so every term is an index look-up.
+pub async fn stored_answers(
     pool: &AnyPool,
-    facility_code: &str,
-    station_id: &str,
-    request_id: &str,
-) -> Result<Option<StoredAnswer>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT payload_hash, record_id, response FROM idempotency_keys \
-         WHERE facility_code = $1 AND station_id = $2 AND request_id = $3",
-    )
-    .bind(facility_code)
-    .bind(station_id)
-    .bind(request_id)
-    .fetch_optional(pool)
-    .await?;
-    row.map(|r| {
-        Ok(StoredAnswer {
-            payload_hash: r.try_get(0)?,
-            record_id: r.try_get(1)?,
-            response: r.try_get(2)?,
-        })
-    })
-    .transpose()
+    keys: &[&AnswerKey],
+) -> Result<HashMap<AnswerKey, StoredAnswer>, sqlx::Error> {
+    let mut found = HashMap::new();
+    if keys.is_empty() {
+        return Ok(found);
+    }
+    let mut conn = pool.acquire().await?;
+    for chunk in keys.chunks(256) {
+        let terms: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = |n: usize| db::parameters(&conn, 3 * i + n, 1);
+                format!(
+                    "(facility_code = {} AND station_id = {} AND request_id = {})",
+                    p(1),
+                    p(2),
+                    p(3)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT facility_code, station_id, request_id, payload_hash, record_id, response \
+             FROM idempotency_keys WHERE {}",
+            terms.join(" OR ")
+        );
+        // Built from constants and placeholders only; values are bound.
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (facility, station, request) in chunk.iter().copied() {
+            query = query.bind(facility).bind(station).bind(request);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            found.insert(
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?),
+                StoredAnswer {
+                    payload_hash: row.try_get(3)?,
+                    record_id: row.try_get(4)?,
+                    response: row.try_get(5)?,
+                },
+            );
+        }
+    }
+    Ok(found)
 }
 
 pub async fn insert_checkpoint(pool: &AnyPool, c: &Checkpoint) -> Result<(), sqlx::Error> {
@@ -432,10 +460,8 @@ mod tests {
             created_at: 1,
         };
         insert_group(&pool, &[], &[key]).await.unwrap();
-        let stored = stored_answer(&pool, "01821", "s", "r")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(stored.response, response);
+        let key = ("01821".to_owned(), "s".to_owned(), "r".to_owned());
+        let stored = stored_answers(&pool, &[&key]).await.unwrap();
+        assert_eq!(stored[&key].response, response);
     }
 }

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, AuditEntry, ChainedRecord};
+use super::idempotency::{AnswerLookup, LookupError};
 use super::spool::{Spool, SpoolError, SpooledAnswers, SpooledRecord};
 use super::store::{self, Checkpoint, IdempotencyRow, StoredAnswer};
 use crate::keys::CheckpointSigner;
@@ -57,6 +58,7 @@ pub struct AuditLog {
     commit_timeout: Duration,
     spooled: SpooledAnswers,
     spool_enabled: bool,
+    answers: AnswerLookup,
 }
 
 /// The tail of the chain: the last committed record.
@@ -137,6 +139,8 @@ impl AuditLog {
         // The first checkpoint (at seq 0) says "this chain exists", so deleting all of a
         // writer's records still shows.
         writer.checkpoint(false).await?;
+        let answers =
+            AnswerLookup::start(writer.pool.clone(), writer.max_batch, writer.store_timeout);
         let (sender, receiver) = mpsc::channel(options.max_batch.max(1) * 4);
         tokio::spawn(writer.run(receiver, options.checkpoint_interval));
         Ok(Self {
@@ -145,6 +149,7 @@ impl AuditLog {
             commit_timeout: options.commit_timeout,
             spooled,
             spool_enabled,
+            answers,
         })
     }
 
@@ -158,14 +163,22 @@ impl AuditLog {
         self.commit_timeout / 2
     }
 
-    /// The stored answer of a spooled record (not in the store yet) for an idempotency key.
-    pub fn spooled_answer(
+    /// The answer already given for an idempotency key: from the spool's index (records the
+    /// store does not have yet), else from the store, waiting for it at most
+    /// [`store_timeout`](Self::store_timeout).
+    pub async fn stored_answer(
         &self,
         facility_code: &str,
         station_id: &str,
         request_id: &str,
-    ) -> Option<StoredAnswer> {
-        self.spooled.get(facility_code, station_id, request_id)
+    ) -> Result<Option<StoredAnswer>, LookupError> {
+        if let Some(answer) = self.spooled.get(facility_code, station_id, request_id) {
+            return Ok(Some(answer));
+        }
+        let found = self.answers.find(facility_code, station_id, request_id);
+        tokio::time::timeout(self.store_timeout(), found)
+            .await
+            .unwrap_or(Err(LookupError::TimedOut))
     }
 
     pub fn writer_id(&self) -> &str {

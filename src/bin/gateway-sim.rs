@@ -10,9 +10,10 @@
 //!
 //! The control endpoint (a listener of its own, so it keeps answering during an outage):
 //! `GET /control` shows the faults and the counters (log-ins, card checks); `POST /control`
-//! with JSON changes any of `latency_ms`, `error_rate`, `fail_next`, `unknown_code` (empty:
-//! off), `raw_answer` (a body sent verbatim; empty: off), `outage` (`none`, `drop`, `hang`), `token_ttl_secs`, and `expire_tokens: true`
-//! invalidates every token issued so far.
+//! with JSON changes any of `latency_ms`, `error_rate`, `fail_next`, `fail_next_logins`,
+//! `fail_code` (empty: HTTP 500), `unknown_code` (empty: off), `raw_answer` (a body sent
+//! verbatim; empty: off), `outage` (`none`, `drop`, `hang`), `token_ttl_secs`, and
+//! `expire_tokens: true` invalidates every token issued so far.
 
 use std::collections::HashMap;
 use std::future::IntoFuture;
@@ -101,6 +102,11 @@ struct Faults {
     error_rate: f64,
     /// The next this many card checks are answered HTTP 500, whatever the rate.
     fail_next: u32,
+    /// The next this many log-ins fail the same way.
+    fail_next_logins: u32,
+    /// How failures are answered: this code with HTTP 200 (e.g. "101", "500"); none: HTTP 500
+    /// with code 500.
+    fail_code: Option<String>,
     /// Every card check is answered with this code and nothing else.
     unknown_code: Option<String>,
     /// Every card check is answered HTTP 200 with this body, verbatim (bad answers).
@@ -116,6 +122,8 @@ struct FaultChange {
     latency_ms: Option<u64>,
     error_rate: Option<f64>,
     fail_next: Option<u32>,
+    fail_next_logins: Option<u32>,
+    fail_code: Option<String>,
     unknown_code: Option<String>,
     raw_answer: Option<String>,
     outage: Option<Outage>,
@@ -186,6 +194,8 @@ async fn main() -> anyhow::Result<()> {
             latency_ms: args.latency_ms,
             error_rate: args.error_rate,
             fail_next: 0,
+            fail_next_logins: 0,
+            fail_code: None,
             unknown_code: args.unknown_code,
             raw_answer: None,
             outage: args.outage,
@@ -249,6 +259,16 @@ async fn log_in(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     sim.logins.fetch_add(1, Ordering::Relaxed);
+    let failure = {
+        let mut faults = sim.faults.lock().expect("faults");
+        (faults.fail_next_logins > 0).then(|| {
+            faults.fail_next_logins -= 1;
+            faults.fail_code.clone()
+        })
+    };
+    if let Some(code) = failure {
+        return failed(code).into_response();
+    }
     let username = form.get("username").map(String::as_str).unwrap_or_default();
     let password = form.get("password").map(String::as_str).unwrap_or_default();
     if username.is_empty() || sim.accounts.get(username).map(String::as_str) != Some(password) {
@@ -278,6 +298,14 @@ async fn log_in(
 fn random_token(sim: &Sim) -> String {
     let bytes: [u8; 24] = sim.rng.lock().expect("rng").random();
     hex::encode(bytes)
+}
+
+/// A failure as configured: HTTP 200 with the gateway's code, or HTTP 500 with code 500.
+fn failed(code: Option<String>) -> (StatusCode, Json<CheckAnswer>) {
+    match code {
+        Some(code) => (StatusCode::OK, Json(code_only(&code))),
+        None => (StatusCode::INTERNAL_SERVER_ERROR, Json(code_only("500"))),
+    }
 }
 
 fn code_only(code: &str) -> CheckAnswer {
@@ -312,7 +340,7 @@ async fn check(
         }
     };
     if fail {
-        return (StatusCode::INTERNAL_SERVER_ERROR, Json(code_only("500"))).into_response();
+        return failed(faults.fail_code).into_response();
     }
     let token = params.get("token").map(String::as_str).unwrap_or_default();
     let valid = sim
@@ -452,6 +480,12 @@ async fn change(State(sim): State<Arc<Sim>>, Json(change): Json<FaultChange>) ->
         }
         if let Some(v) = change.fail_next {
             faults.fail_next = v;
+        }
+        if let Some(v) = change.fail_next_logins {
+            faults.fail_next_logins = v;
+        }
+        if let Some(v) = change.fail_code {
+            faults.fail_code = Some(v).filter(|c| !c.is_empty());
         }
         if let Some(v) = change.unknown_code {
             faults.unknown_code = Some(v).filter(|c| !c.is_empty());

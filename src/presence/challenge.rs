@@ -11,11 +11,11 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use ring::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
 
 use crate::keys::Pseudonymizer;
+use crate::redis_link::RedisLink;
 
 /// How long a challenge may be answered: a card read with PACE and Active Authentication takes
 /// a few seconds; two minutes leaves room for a slow reader and a retry, not for storing proofs.
@@ -103,7 +103,7 @@ impl Challenges {
         station: &str,
         request: &str,
         now: OffsetDateTime,
-        redis: Option<ConnectionManager>,
+        redis: Option<RedisLink>,
     ) -> Result<Nonce, ChallengeError> {
         if challenge.len() != LEN || challenge[0] != VERSION {
             return Err(ChallengeError::Malformed);
@@ -146,7 +146,7 @@ impl Challenges {
     /// unreachable Redis counts as a claim: the in-process record still stops replays here.
     async fn claim_in_redis(
         &self,
-        mut redis: ConnectionManager,
+        mut redis: RedisLink,
         tag: &[u8; TAG_LEN],
         request: &str,
         lifetime_secs: i64,

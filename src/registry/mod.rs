@@ -258,8 +258,9 @@ pub fn describe_db_error(error: &sqlx::Error) -> String {
 }
 
 /// The text forms of [`CardStatus`] in the database and the CSV format.
-const STATUSES: [(CardStatus, &str); 7] = [
+const STATUSES: [(CardStatus, &str); 8] = [
     (CardStatus::Active, "active"),
+    (CardStatus::Expired, "expired"),
     (CardStatus::Revoked, "revoked"),
     (CardStatus::Reduced, "reduced"),
     (

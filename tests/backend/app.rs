@@ -91,12 +91,7 @@ impl TestBackend {
     /// The sum of a Prometheus metric's samples whose line contains every `labels` fragment.
     pub async fn metric(&self, name: &str, labels: &[&str]) -> f64 {
         let (_, body) = self.http_get("/metrics").await;
-        body.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| l.split(['{', ' ']).next() == Some(name))
-            .filter(|l| labels.iter().all(|f| l.contains(f)))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        crate::support::metric_in(&body, name, labels)
     }
 
     /// Stops serving; the audit log commits its queue and signs its closing checkpoint.

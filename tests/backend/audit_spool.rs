@@ -96,6 +96,12 @@ async fn a_stopped_audit_store_is_spooled_and_replayed_with_nothing_lost_or_doub
             .collect::<Vec<_>>()
     );
     assert!(spool_bytes > 0.0);
+    let (status, health) = backend.http_get("/health").await;
+    assert_eq!(
+        status, 200,
+        "still answering: a load balancer must keep it: {health}"
+    );
+    assert!(health.contains("local spool"), "{health}");
     pg.restart();
     outage.store(false, Ordering::Relaxed);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -238,8 +244,10 @@ async fn a_backend_killed_with_a_full_spool_loses_and_doubles_nothing() {
     child.kill().unwrap();
     child.wait().unwrap();
     pg.restart();
-    let (mut second, _, _) = spawn_backend(dir.path(), &url);
-    // The start-up replay happens before the port opens.
+    let (mut second, _, second_http) = spawn_backend(dir.path(), &url);
+    // The start-up replay happens before serving. The ports are bound earlier (a connection is
+    // accepted by the kernel at once), so wait for an answer from the operator endpoint.
+    spool_records(second_http).await;
     second.kill().unwrap();
     second.wait().unwrap();
 

@@ -1,26 +1,13 @@
 //! The Redis cache through the real interfaces: Redis's own counters, the server's metrics,
 //! a Redis killed and restarted, and a source held blocked to show coalescing.
 
-use std::time::Duration;
-
 use bhyt_proto::v1::{CacheStatus, ResultCode};
 use bhyt_verify::registry::generate::{Kind, SyntheticCard};
 use sqlx::Connection;
 
 use crate::app::{self, TestBackend};
 use crate::fixtures::{self, by_citizen, first};
-use crate::support;
-
-/// Polls `condition` every 20 ms for up to 20 s (a bound against hangs, not a timing claim).
-async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut condition: F) {
-    for _ in 0..1000 {
-        if condition().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+use crate::support::{self, eventually};
 
 /// A backend with a seeded SQLite registry behind a private Redis, once it is using Redis.
 struct OnRedis {

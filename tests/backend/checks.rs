@@ -304,6 +304,61 @@ async fn a_request_id_is_an_idempotency_key() {
     backend.stop().await;
 }
 
+/// The store is the authority on request ids, not a process: a retry at another replica, or at
+/// the same one after a restart, gets the first answer and adds no record. Fails if a replica
+/// answered from what it remembers itself (it would answer anew, with a second record).
+#[tokio::test]
+async fn a_request_id_holds_across_replicas_and_restarts() {
+    let pg = support::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = app::config(dir.path());
+    config.audit.url = pg.database("idempotency_replicas").await;
+    let cards = fixtures::seed(&config, 300).await;
+    let valid = first(&cards, Kind::Valid);
+    let (a, b) = (
+        TestBackend::start(config.clone()).await,
+        TestBackend::start(config.clone()).await,
+    );
+    let first_answer = a
+        .verification()
+        .await
+        .check_coverage(by_citizen("across", valid))
+        .await
+        .unwrap()
+        .into_inner();
+    let at_b = b
+        .verification()
+        .await
+        .check_coverage(by_citizen("across", valid))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        at_b, first_answer,
+        "the other replica gives the first answer"
+    );
+    let mut other = by_citizen("across", valid);
+    other.full_name = "Người Khác".into();
+    let status = b.verification().await.check_coverage(other).await;
+    assert_eq!(status.expect_err("reused").code(), Code::AlreadyExists);
+    a.stop().await;
+    let restarted = TestBackend::start(config.clone()).await;
+    let after_restart = restarted
+        .verification()
+        .await
+        .check_coverage(by_citizen("across", valid))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after_restart, first_answer, "a restarted replica too");
+
+    let records = crate::audit_log::all_records(&restarted).await;
+    let answered = records.iter().filter(|r| r.error_code == 0).count();
+    assert_eq!(answered, 1, "one record for the request id");
+    b.stop().await;
+    restarted.stop().await;
+}
+
 #[tokio::test]
 async fn batch_checks_answer_in_order_and_fail_items_alone() {
     let dir = tempfile::tempdir().unwrap();

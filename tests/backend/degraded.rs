@@ -36,6 +36,7 @@ async fn setup(tune: impl FnOnce(&mut Config)) -> Setup {
     let sim = GatewaySim::start(&config.registry_url(), PASSWORD, &[]);
     config.source.kind = SourceKind::Gateway;
     config.source.url = sim.url.clone();
+    config.source.dev_plain_http = true;
     config.source.username = GATEWAY_USERNAME.to_owned();
     config.source.password = Secret::new(PASSWORD);
     config.source.connect_timeout_ms = 500;

@@ -13,6 +13,7 @@ use bhyt_proto::v1::{CacheStatus, CheckCoverageRequest, CheckCoverageResponse, R
 use bhyt_verify::config::{Config, Secret, SourceKind};
 use bhyt_verify::coverage::{self, CardRecord, Claim};
 use bhyt_verify::registry::generate::{Kind, SyntheticCard};
+use bhyt_verify::source::gateway::wire::{self, CheckAnswer};
 use time::OffsetDateTime;
 
 use crate::app::{self, TestBackend};
@@ -32,6 +33,8 @@ struct OnGateway {
 fn use_gateway(config: &mut Config, url: &str, password: &str) {
     config.source.kind = SourceKind::Gateway;
     config.source.url = url.to_owned();
+    // The simulator speaks plain HTTP.
+    config.source.dev_plain_http = true;
     config.source.username = GATEWAY_USERNAME.to_owned();
     config.source.password = Secret::new(password);
     config.source.connect_timeout_ms = 1_000;
@@ -653,6 +656,7 @@ async fn the_gateway_password_and_personal_data_never_reach_the_logs() {
         .env("BHYT_CACHE__ENABLED", "false")
         .env("BHYT_SOURCE__KIND", "gateway")
         .env("BHYT_SOURCE__URL", &sim.url)
+        .env("BHYT_SOURCE__DEV_PLAIN_HTTP", "true")
         .env("BHYT_SOURCE__USERNAME", GATEWAY_USERNAME)
         .env("BHYT_SOURCE__PASSWORD", PASSWORD)
         .env("BHYT_SOURCE__BACKOFF_BASE_MS", "10")
@@ -726,4 +730,188 @@ async fn the_gateway_password_and_personal_data_never_reach_the_logs() {
             secret.len()
         );
     }
+}
+
+/// Code 010 is the gateway's "card expired": the verdict follows it even when the card's dates
+/// would still cover today (the gateway knows of an early end this client cannot see).
+#[tokio::test]
+async fn code_010_is_an_expired_card_whatever_its_dates() {
+    let OnGateway {
+        sim,
+        cards,
+        backend,
+        _dir,
+    } = on_gateway(300, |_| {}).await;
+    let valid = first(&cards, Kind::Valid);
+    assert_eq!(
+        expected(valid),
+        ResultCode::CardValid,
+        "its dates cover today"
+    );
+    let answer = CheckAnswer {
+        ma_ket_qua: "010".into(),
+        ma_the: Some(valid.card_number.clone()),
+        ho_ten: Some(valid.full_name.clone()),
+        ngay_sinh: Some(wire::format_birth(valid.birth)),
+        ma_dkbd: Some(valid.primary_care_facility.clone()),
+        cq_bhxh: Some(valid.issuing_office.clone()),
+        gt_the_tu: Some(wire::format_date(valid.valid_from)),
+        gt_the_den: Some(wire::format_date(valid.valid_to)),
+        ..Default::default()
+    };
+    let body = serde_json::to_string(&answer).unwrap();
+    sim.set(&serde_json::json!({ "raw_answer": body }).to_string())
+        .await;
+    let response = check(&backend, by_citizen("x1", valid)).await;
+    // Mapped like 000, this would be CARD_VALID and usable.
+    assert_eq!(result(&response), ResultCode::CardExpired);
+    assert_eq!(response.source_result_code, "010");
+    assert!(!response.usable);
+    let coverage = response
+        .coverage
+        .expect("the card's fields still come along");
+    assert_eq!(coverage.card_number, valid.card_number);
+}
+
+/// The gateway's own server errors (code 500 and code 101, in an HTTP 200 answer) and a failed
+/// log-in (HTTP 500, code 500 or code 101) are retried within the bounded policy.
+#[tokio::test]
+async fn the_gateways_server_errors_are_retried_at_log_in_and_card_check() {
+    let OnGateway {
+        sim,
+        cards,
+        backend,
+        _dir,
+    } = on_gateway(300, |_| {}).await;
+    let valid = first(&cards, Kind::Valid);
+
+    // The first log-in fails with HTTP 500: the check still gets its answer after a retry.
+    sim.set(r#"{"fail_next_logins": 1}"#).await;
+    let response = check(&backend, by_citizen("l1", valid)).await;
+    assert_eq!(result(&response), ResultCode::CardValid);
+    assert_eq!(
+        sim.counts().await,
+        Counts {
+            logins: 2,
+            checks: 1
+        }
+    );
+
+    let mut counts = sim.counts().await;
+    for (n, code) in ["101", "500"].into_iter().enumerate() {
+        // Two card checks answered with the code, then the answer; without retrying the code
+        // this would be its verdict (101) or CANNOT_VERIFY_NOW.
+        sim.set(&format!(r#"{{"fail_code": "{code}", "fail_next": 2}}"#))
+            .await;
+        let response = check(&backend, by_citizen(&format!("c{n}"), valid)).await;
+        assert_eq!(result(&response), ResultCode::CardValid, "code {code}");
+        counts.checks += 3;
+        assert_eq!(sim.counts().await, counts, "code {code}");
+
+        // A log-in answered with the code (the token was expired, so a new one is needed):
+        // the first card check is refused (401), the log-in fails once and is tried again.
+        sim.set(&format!(
+            r#"{{"fail_code": "{code}", "fail_next_logins": 1, "expire_tokens": true}}"#
+        ))
+        .await;
+        let response = check(&backend, by_citizen(&format!("t{n}"), valid)).await;
+        assert_eq!(
+            result(&response),
+            ResultCode::CardValid,
+            "log-in code {code}"
+        );
+        counts.logins += 2;
+        counts.checks += 2;
+        assert_eq!(sim.counts().await, counts, "log-in code {code}");
+
+        // Bounded: a gateway that keeps answering the code is unavailable after two retries.
+        sim.set(&format!(r#"{{"fail_code": "{code}", "fail_next": 10}}"#))
+            .await;
+        let response = check(&backend, by_citizen(&format!("u{n}"), valid)).await;
+        assert_cannot_verify(&response);
+        counts.checks += 3;
+        assert_eq!(
+            sim.counts().await,
+            counts,
+            "code {code}: two retries at most"
+        );
+        sim.set(r#"{"fail_next": 0, "fail_code": ""}"#).await;
+    }
+}
+
+/// A plain `http://` gateway would carry the token, the password and patients' data in clear:
+/// refused at start-up unless the development flag says otherwise.
+#[tokio::test]
+async fn a_plain_http_gateway_is_refused_without_the_development_flag() {
+    // Each start in a data directory of its own.
+    let start = async |url: &str, dev_plain_http: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = app::config(dir.path());
+        use_gateway(&mut config, url, PASSWORD);
+        config.source.dev_plain_http = dev_plain_http;
+        bhyt_verify::server::App::start(config)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let refused = start("http://127.0.0.1:9", false).await.unwrap_err();
+    assert!(refused.contains("plain http://"), "{refused}");
+    assert!(refused.contains("dev_plain_http"), "{refused}");
+    let not_http = start("ftp://gateway.example", true).await.unwrap_err();
+    assert!(not_http.contains("https://"), "{not_http}");
+    // https:// needs no flag (nothing is called at start-up); the flag allows http://.
+    start("https://gateway.example", false).await.unwrap();
+    start("http://127.0.0.1:9", true).await.unwrap();
+}
+
+/// With the gateway as the source, `/health` reports the gateway (its breaker and its last
+/// answer), not the registry database, which answers no checks.
+#[tokio::test]
+async fn health_reports_the_gateway_when_it_is_the_source() {
+    let OnGateway {
+        sim,
+        cards,
+        backend,
+        _dir,
+    } = on_gateway(300, |c| {
+        c.source.breaker_failure_threshold = 2;
+        c.source.breaker_cool_down_ms = 600_000;
+        c.source.request_timeout_ms = 500;
+    })
+    .await;
+    let health = async || {
+        let (code, body) = backend.http_get("/health").await;
+        (
+            code,
+            serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        )
+    };
+    let (code, before) = health().await;
+    assert_eq!(code, 200);
+    assert_eq!(before["source"], "gateway", "{before}");
+    assert!(before.get("registry").is_none(), "{before}");
+    assert_eq!(before["gateway"]["breaker"], "closed", "{before}");
+    assert!(
+        before["gateway"]["last_answer_secs_ago"].is_null(),
+        "{before}"
+    );
+    assert_eq!(before["status"], "ok");
+
+    let valid = first(&cards, Kind::Valid);
+    check(&backend, by_citizen("h1", valid)).await;
+    let (_, answered) = health().await;
+    assert!(
+        answered["gateway"]["last_answer_secs_ago"].is_u64(),
+        "{answered}"
+    );
+
+    // The gateway goes down: two failed checks open the breaker; health says so.
+    sim.set(r#"{"outage": "drop"}"#).await;
+    for n in 0..2 {
+        assert_cannot_verify(&check(&backend, by_citizen(&format!("h-down-{n}"), valid)).await);
+    }
+    let (code, down) = health().await;
+    assert_eq!(code, 200, "checks are still answered and recorded: {down}");
+    assert_eq!(down["gateway"]["breaker"], "open", "{down}");
+    assert_eq!(down["status"], "degraded", "{down}");
 }

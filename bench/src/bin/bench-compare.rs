@@ -58,6 +58,11 @@ struct Args {
     /// Criterion's output, to add the micro-benchmarks' means to the report (if present).
     #[arg(long, default_value = "target/criterion")]
     criterion_dir: PathBuf,
+    /// Run only these scenarios (comma-separated names from the table, e.g.
+    /// `bare,cached,cached-audit-in-memory`), without redis-benchmark or the chip read: for
+    /// comparing one change quickly. The open-loop rows need `cached` for their rate.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -97,6 +102,8 @@ struct Target {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let everything = args.only.is_empty();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pin = !args.no_pin && cores >= 2 && taskset_available();
     let server_core = pin.then_some(args.server_core.as_str());
@@ -185,61 +192,68 @@ fn main() -> anyhow::Result<()> {
     };
     let c = closed(args.concurrency);
 
-    let mut bare = Server::bare(server_core, work.path())?;
-    let bare_closed = scenario(
-        "bare",
-        "bare tonic server, constant answer",
-        &mut bare,
-        "hot",
-        c.clone(),
-        false,
-        vec![],
-    )?;
-    drop(bare);
+    let mut bare_closed = None;
+    if wanted("bare") {
+        let mut bare = Server::bare(server_core, work.path())?;
+        bare_closed = Some(scenario(
+            "bare",
+            "bare tonic server, constant answer",
+            &mut bare,
+            "hot",
+            c.clone(),
+            false,
+            vec![],
+        )?);
+    }
 
-    let mut server = backend("cached", cached_env())?;
-    let cached = scenario(
-        "cached",
-        "every answer from Redis, durable audit (SQLite, synchronous=FULL)",
-        &mut server,
-        "hot",
-        c.clone(),
-        true,
-        redis_watch.clone(),
-    )?;
-    drop(server);
+    let mut cached = None;
+    if wanted("cached") {
+        let mut server = backend("cached", cached_env())?;
+        cached = Some(scenario(
+            "cached",
+            "every answer from Redis, durable audit (SQLite, synchronous=FULL)",
+            &mut server,
+            "hot",
+            c.clone(),
+            true,
+            redis_watch.clone(),
+        )?);
+    }
 
-    let mut env = cached_env();
     // Through sqlx's Any driver only this form names one in-memory database shared by the
     // pool's connections (`sqlite://file:…` is read as host and port, `sqlite::memory:` gives
     // each connection a database of its own).
     let memory_audit_url = "sqlite:file:bench-audit?mode=memory&cache=shared";
-    env.push(("BHYT_AUDIT__URL", memory_audit_url.to_owned()));
-    let mut server = backend("memory-audit", env)?;
-    let memory_audit = scenario(
-        "cached-audit-in-memory",
-        "every answer from Redis, audit in SQLite memory mode",
-        &mut server,
-        "hot",
-        c.clone(),
-        true,
-        redis_watch.clone(),
-    )?;
-    drop(server);
+    let mut memory_audit = None;
+    if wanted("cached-audit-in-memory") {
+        let mut env = cached_env();
+        env.push(("BHYT_AUDIT__URL", memory_audit_url.to_owned()));
+        let mut server = backend("memory-audit", env)?;
+        memory_audit = Some(scenario(
+            "cached-audit-in-memory",
+            "every answer from Redis, audit in SQLite memory mode",
+            &mut server,
+            "hot",
+            c.clone(),
+            true,
+            redis_watch.clone(),
+        )?);
+    }
 
-    let mut server = backend("source-sqlite", uncached_env(registry.clone()))?;
-    scenario(
-        "source-sqlite",
-        "cache off: every answer from the SQLite registry",
-        &mut server,
-        "cold",
-        c.clone(),
-        false,
-        vec![],
-    )?;
-    drop(server);
+    if wanted("source-sqlite") {
+        let mut server = backend("source-sqlite", uncached_env(registry.clone()))?;
+        scenario(
+            "source-sqlite",
+            "cache off: every answer from the SQLite registry",
+            &mut server,
+            "cold",
+            c.clone(),
+            false,
+            vec![],
+        )?;
+    }
 
-    if !args.skip_postgres {
+    if !args.skip_postgres && wanted("source-postgres") {
         let pg = Postgres::start(server_core)?;
         runtime.block_on(seed_registry(
             &pg.url(),
@@ -265,78 +279,93 @@ fn main() -> anyhow::Result<()> {
         drop(server);
     }
 
-    let mut server = backend("realistic", cached_env())?;
-    scenario(
-        "realistic",
-        "Redis + SQLite: 75% hot, 17% cold, 5% not found, 3% invalid",
-        &mut server,
-        "realistic",
-        c.clone(),
-        false,
-        redis_watch.clone(),
-    )?;
-    drop(server);
+    if wanted("realistic") {
+        let mut server = backend("realistic", cached_env())?;
+        scenario(
+            "realistic",
+            "Redis + SQLite: 75% hot, 17% cold, 5% not found, 3% invalid",
+            &mut server,
+            "realistic",
+            c.clone(),
+            false,
+            redis_watch.clone(),
+        )?;
+    }
 
-    let half = (cached.throughput / 2.0).max(10.0);
-    let mut bare = Server::bare(server_core, work.path())?;
-    let bare_half = scenario(
-        "bare-open-half",
-        "bare server, open loop at half the cached throughput",
-        &mut bare,
-        "hot",
-        open(half),
-        false,
-        vec![],
-    )?;
-    drop(bare);
-    let mut server = backend("cached-open", cached_env())?;
-    let cached_half = scenario(
-        "cached-open-half",
-        "every answer from Redis, open loop at half its throughput",
-        &mut server,
-        "hot",
-        open(half),
-        true,
-        redis_watch.clone(),
-    )?;
-    drop(server);
-    let mut env = cached_env();
-    env.push(("BHYT_AUDIT__URL", memory_audit_url.to_owned()));
-    let mut server = backend("memory-audit-open", env)?;
-    scenario(
-        "cached-audit-in-memory-open-half",
-        "every answer from Redis, audit in memory, open loop at half the cached throughput",
-        &mut server,
-        "hot",
-        open(half),
-        true,
-        redis_watch.clone(),
-    )?;
-    drop(server);
+    // The open-loop rows run at half the cached throughput, so they need the cached row.
+    let half = cached.as_ref().map(|c| (c.throughput / 2.0).max(10.0));
+    let (mut bare_half, mut cached_half) = (None, None);
+    if let Some(half) = half {
+        if wanted("bare-open-half") {
+            let mut bare = Server::bare(server_core, work.path())?;
+            bare_half = Some(scenario(
+                "bare-open-half",
+                "bare server, open loop at half the cached throughput",
+                &mut bare,
+                "hot",
+                open(half),
+                false,
+                vec![],
+            )?);
+        }
+        if wanted("cached-open-half") {
+            let mut server = backend("cached-open", cached_env())?;
+            cached_half = Some(scenario(
+                "cached-open-half",
+                "every answer from Redis, open loop at half its throughput",
+                &mut server,
+                "hot",
+                open(half),
+                true,
+                redis_watch.clone(),
+            )?);
+        }
+        if wanted("cached-audit-in-memory-open-half") {
+            let mut env = cached_env();
+            env.push(("BHYT_AUDIT__URL", memory_audit_url.to_owned()));
+            let mut server = backend("memory-audit-open", env)?;
+            scenario(
+                "cached-audit-in-memory-open-half",
+                "every answer from Redis, audit in memory, open loop at half the cached throughput",
+                &mut server,
+                "hot",
+                open(half),
+                true,
+                redis_watch.clone(),
+            )?;
+        }
+    }
 
-    let redis_benchmark = redis_benchmark(&redis, load_core).ok();
+    let redis_benchmark = everything
+        .then(|| redis_benchmark(&redis, load_core).ok())
+        .flatten();
     drop(redis);
 
-    let targets = vec![
-        Target {
+    let mut targets = Vec::new();
+    if let (Some(cached), Some(bare)) = (&cached, &bare_closed) {
+        targets.push(Target {
             target: "cached throughput >= 0.6x bare".into(),
-            measured: ratio(cached.throughput, bare_closed.throughput),
-            met: cached.throughput >= 0.6 * bare_closed.throughput,
-        },
-        Target {
+            measured: ratio(cached.throughput, bare.throughput),
+            met: cached.throughput >= 0.6 * bare.throughput,
+        });
+    }
+    if let (Some(half), Some(cached_half), Some(bare_half)) = (half, &cached_half, &bare_half) {
+        targets.push(Target {
             target: format!("p99 at half load ({half:.0}/s) <= 2x bare p99 at that load"),
             measured: ratio(cached_half.latency_ms.p99, bare_half.latency_ms.p99),
             met: cached_half.latency_ms.p99 <= 2.0 * bare_half.latency_ms.p99,
-        },
-        Target {
+        });
+    }
+    if let (Some(cached), Some(memory_audit)) = (&cached, &memory_audit) {
+        targets.push(Target {
             target: "durable audit costs <= 25% of cached throughput vs audit in memory".into(),
             measured: format!(
                 "{:.0}%",
                 (1.0 - cached.throughput / memory_audit.throughput) * 100.0
             ),
             met: cached.throughput >= 0.75 * memory_audit.throughput,
-        },
-    ];
+        });
+    }
     let report = Report {
         machine: Machine {
             cores,
@@ -350,9 +379,13 @@ fn main() -> anyhow::Result<()> {
         redis_benchmark,
         targets,
         micro_ns: report::criterion_means(&args.criterion_dir),
-        chip_reads: bhyt_bench::chip::chip_reads(20),
+        chip_reads: if everything {
+            bhyt_bench::chip::chip_reads(20)
+        } else {
+            Vec::new()
+        },
     };
-    let text = render(&report, &bare_closed, &bare_half);
+    let text = render(&report, bare_closed.as_ref(), bare_half.as_ref());
     println!("{text}");
     std::fs::write(args.out_dir.join("compare.md"), &text)?;
     report::write_json(&args.out_dir.join("compare.json"), &report)?;
@@ -408,7 +441,10 @@ fn redis_benchmark(redis: &Redis, core: Option<&str>) -> anyhow::Result<RedisBen
     })
 }
 
-fn render(report: &Report, bare: &Outcome, bare_half: &Outcome) -> String {
+fn render(report: &Report, bare: Option<&Outcome>, bare_half: Option<&Outcome>) -> String {
+    // A row whose baseline was not run gets no ratio.
+    let throughput = |o: Option<&Outcome>| o.map_or(0.0, |o| o.throughput);
+    let p99 = |o: Option<&Outcome>| o.map_or(0.0, |o| o.latency_ms.p99);
     let m = &report.machine;
     let mut out = format!(
         "## bhyt-verify benchmark\n\n{} cores; {}; registry of {} generated people; {} s measured \
@@ -474,12 +510,12 @@ fn render(report: &Report, bare: &Outcome, bare_half: &Outcome) -> String {
             row.scenario.clone(),
             load,
             format!("{:.0}", o.throughput),
-            ratio(o.throughput, base.throughput),
+            ratio(o.throughput, throughput(base)),
             ms(o.latency_ms.p50),
             ms(o.latency_ms.p90),
             ms(o.latency_ms.p99),
             ms(o.latency_ms.p999),
-            ratio(o.latency_ms.p99, base.latency_ms.p99),
+            ratio(o.latency_ms.p99, p99(base)),
             if errors.is_empty() {
                 "0".into()
             } else {
@@ -508,12 +544,12 @@ fn render(report: &Report, bare: &Outcome, bare_half: &Outcome) -> String {
             "redis-benchmark GET".into(),
             format!("closed {}", r.clients),
             format!("{:.0}", r.rps),
-            ratio(r.rps, bare.throughput),
+            ratio(r.rps, throughput(bare)),
             ms(r.p50_ms),
             "-".into(),
             ms(r.p99_ms),
             "-".into(),
-            ratio(r.p99_ms, bare.latency_ms.p99),
+            ratio(r.p99_ms, p99(bare)),
             "-".into(),
             "-".into(),
             "-".into(),

@@ -174,10 +174,13 @@ fn a_clone_answering_9000_is_detected() {
         // 90 00 with a signature: nothing at the protocol level gives the clone away.
         assert!(!signature.is_empty());
         let result = verify_active_authentication(&dg15, dg14.as_deref(), &challenge, &signature);
+        // The clone signs with its own key: an RSA signature from a different modulus may even
+        // exceed the genuine one (about half the time), which is refused as out of range.
         assert!(
             matches!(
                 result,
                 Err(ActiveAuthError::BadSignature
+                    | ActiveAuthError::SignatureOutOfRange
                     | ActiveAuthError::BadHeader
                     | ActiveAuthError::NotPartialRecovery(_)
                     | ActiveAuthError::BadTrailer

@@ -137,6 +137,20 @@ impl fmt::Display for ReadStats {
     }
 }
 
+/// The largest READ BINARY a short APDU carries under secure messaging (what emrtd's reader asks
+/// for); extended-length reads take a whole CCCD file at once.
+pub const SHORT_SM_READ: usize = 231;
+
+/// The fewest command APDUs a desk's read of a CCCD takes, the yardstick a read's count is
+/// compared with: SELECT of the application, PACE (MSE:Set AT and four GENERAL AUTHENTICATE),
+/// one READ BINARY per `chunk` plain bytes of each file read (`None`: extended-length reads, one
+/// per file), one INTERNAL AUTHENTICATE.
+pub fn minimum_apdus(file_sizes: &[usize], chunk: Option<usize>) -> u32 {
+    let chunk = chunk.unwrap_or(usize::MAX).max(1);
+    let reads: usize = file_sizes.iter().map(|&n| n.div_ceil(chunk)).sum();
+    u32::try_from(1 + 5 + 1 + reads).unwrap_or(u32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +180,14 @@ mod tests {
         );
         assert_eq!(s.phases()[1].0, Phase::File(1));
         assert!(s.to_string().contains("DG1"));
+    }
+
+    #[test]
+    fn the_minimum_is_one_read_per_file_or_per_short_chunk() {
+        // Select, five PACE commands, INTERNAL AUTHENTICATE: 7, plus the reads.
+        assert_eq!(minimum_apdus(&[1500, 90, 500], None), 10);
+        // 1500 bytes in 231-byte chunks: 7 reads; 90: 1; 500: 3.
+        assert_eq!(minimum_apdus(&[1500, 90, 500], Some(SHORT_SM_READ)), 18);
+        assert_eq!(minimum_apdus(&[], None), 7);
     }
 }

@@ -2,10 +2,14 @@
 //! account, then a form-encoded card check per query (see [`wire`]).
 //!
 //! Failures are sorted for whoever wraps this source (a circuit breaker, the cache's stale
-//! answers): a gateway that cannot be reached, times out or answers 5xx is
-//! [`SourceError::Unavailable`], after a few retries with back-off ([`retry`]); an answer that
-//! cannot be read is [`SourceError::Malformed`] and is not retried. A check never takes longer
-//! than `total_timeout_ms`.
+//! answers): a gateway that cannot be reached, times out, answers 5xx or reports its own server
+//! error (codes 500 and 101, from the log-in or the card check) is [`SourceError::Unavailable`],
+//! after a few retries with back-off ([`retry`]); an answer that cannot be read is
+//! [`SourceError::Malformed`] and is not retried. A check never takes longer than
+//! `total_timeout_ms`.
+//!
+//! Only `https://` gateways are accepted, unless `[source] dev_plain_http` says otherwise (the
+//! simulator, in development): the token, the password and the patients' data cross the wire.
 //!
 //! Secrets: the token travels in the card check's query string (the gateway wants it there),
 //! so no URL is ever logged or put in an error; errors of the HTTP client are described by
@@ -39,8 +43,14 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 pub enum GatewaySetupError {
     #[error("[source] url is required for the gateway source")]
     NoUrl,
-    #[error("[source] url must start with http:// or https://")]
+    #[error("[source] url must start with https:// (or http:// with dev_plain_http)")]
     BadUrl,
+    #[error(
+        "[source] url is plain http://: the gateway's token and password and the patients' data \
+         would cross the network in clear; use https://, or set [source] dev_plain_http = true \
+         for a local simulator (development only)"
+    )]
+    PlainHttp,
     #[error("[source] username and password are required for the gateway source")]
     NoCredentials,
     #[error("[source] ca_cert {0}: not a readable PEM certificate file")]
@@ -79,6 +89,9 @@ pub struct GatewaySource {
     /// One log-in at a time: concurrent checks that find no valid token wait for one.
     token: tokio::sync::Mutex<Option<Token>>,
     jitter: Mutex<ChaCha8Rng>,
+    /// When the gateway last answered a card check (any answer it gave, even an unwelcome
+    /// one, shows it is up); for `/health`.
+    last_answer: Mutex<Option<Instant>>,
 }
 
 impl GatewaySource {
@@ -87,7 +100,15 @@ impl GatewaySource {
         if base.is_empty() {
             return Err(GatewaySetupError::NoUrl);
         }
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
+        if base.starts_with("http://") {
+            if !config.dev_plain_http {
+                return Err(GatewaySetupError::PlainHttp);
+            }
+            tracing::warn!(
+                "[source] dev_plain_http: the gateway is called over plain HTTP; its token, \
+                 password and the patients' data cross the network in clear. Development only."
+            );
+        } else if !base.starts_with("https://") {
             return Err(GatewaySetupError::BadUrl);
         }
         if config.username.is_empty() || config.password.expose().is_empty() {
@@ -118,7 +139,16 @@ impl GatewaySource {
             refresh_margin: Duration::from_secs(config.token_refresh_margin_secs),
             token: tokio::sync::Mutex::new(None),
             jitter: Mutex::new(ChaCha8Rng::from_os_rng()),
+            last_answer: Mutex::new(None),
         })
+    }
+
+    /// How long ago the gateway last answered a card check; `None` before its first answer.
+    pub fn last_answer_age(&self) -> Option<Duration> {
+        self.last_answer
+            .lock()
+            .expect("last answer lock")
+            .map(|at| at.elapsed())
     }
 
     /// Tries, and retries transient failures with back-off; a refused token is renewed once.
@@ -205,10 +235,11 @@ impl GatewaySource {
             )))
         })?;
         match interpret(&answer, query.subject).map_err(Failure::Final)? {
-            Interpreted::Answer(answer) => Ok(answer),
-            Interpreted::ServerError => Err(Failure::Transient(
-                "the gateway answered code 500 (server error)".into(),
-            )),
+            Interpreted::Answer(answer) => {
+                *self.last_answer.lock().expect("last answer lock") = Some(Instant::now());
+                Ok(answer)
+            }
+            Interpreted::ServerError(code) => Err(server_error(code)),
             Interpreted::TokenRefused => Err(Failure::Unauthorized(token.access)),
         }
     }
@@ -270,6 +301,7 @@ impl GatewaySource {
                 })
             }
             ("401", _) => Err(refused()),
+            (code @ (SERVER_ERROR | SYSTEM_ERROR), _) => Err(server_error(code)),
             (wire::LOGIN_OK, _) => Err(Failure::Final(SourceError::Malformed(
                 "the log-in answer has no access token".into(),
             ))),
@@ -348,6 +380,16 @@ fn transport(error: reqwest::Error) -> Failure {
     Failure::Transient(describe(&error))
 }
 
+/// The gateway's codes for a failure of its own, in the log-in's answer or the card check's:
+/// 500 "server error" and 101 "server error" (listed with 100, card data error, in the domain
+/// notes). Worth another try, like an HTTP 5xx.
+const SERVER_ERROR: &str = "500";
+const SYSTEM_ERROR: &str = "101";
+
+fn server_error(code: &str) -> Failure {
+    Failure::Transient(format!("the gateway answered code {code} (server error)"))
+}
+
 /// 5xx and 429 are worth retrying; other non-success statuses are not.
 fn check_status(status: reqwest::StatusCode) -> Result<(), Failure> {
     if status.is_success() {
@@ -384,8 +426,8 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, Failure> 
 #[allow(clippy::large_enum_variant)] // one per call, moved, never stored
 pub(crate) enum Interpreted {
     Answer(SourceAnswer),
-    /// Code 500: the gateway's server failed; transient.
-    ServerError,
+    /// Code 500 or 101: the gateway's server failed; transient.
+    ServerError(&'static str),
     /// Code 401 in the body: the token was refused.
     TokenRefused,
 }
@@ -394,11 +436,11 @@ pub(crate) enum Interpreted {
 ///
 /// | code | becomes |
 /// |---|---|
-/// | 000-004, 010, 110, 120-124 | the card's facts (state, insurer, new card from the code), judged and cached by the backend |
+/// | 000-004, 010, 110, 120-124 | the card's facts (state, insurer, new card from the code), judged and cached by the backend; 010 marks the card expired whatever its dates say |
 /// | 050 | no card (cached briefly, like the registry's "not found") |
-/// | 051-055, 060, 061, 070, 100, 101, 130, 205 | the gateway's verdict on this request, not cached |
+/// | 051-055, 060, 061, 070, 100, 130, 205 | the gateway's verdict on this request, not cached |
 /// | 401 | the token was refused: log in again |
-/// | 500 | server error: retried, then `Unavailable` |
+/// | 500, 101 | server error: retried, then `Unavailable` |
 /// | anything else | `UNKNOWN_SOURCE_CODE` with the raw code (bounded, printable) |
 pub(crate) fn interpret(
     answer: &CheckAnswer,
@@ -407,7 +449,10 @@ pub(crate) fn interpret(
     let code = answer.ma_ket_qua.trim();
     let facts = |status, insurer| card_from(answer, subject, status, insurer).map(Some);
     let card = match code {
-        "000" | "010" => facts(CardStatus::Active, Insurer::SocialSecurity)?,
+        "000" => facts(CardStatus::Active, Insurer::SocialSecurity)?,
+        // The gateway's judgement stands: a card it calls expired is not made valid again by
+        // dates that say otherwise (an early end of coverage, a clock or time-zone difference).
+        "010" => facts(CardStatus::Expired, Insurer::SocialSecurity)?,
         "001" => facts(CardStatus::Active, Insurer::Defence)?,
         "002" => facts(CardStatus::Active, Insurer::PublicSecurity)?,
         "003" | "004" => {
@@ -435,7 +480,8 @@ pub(crate) fn interpret(
         )?,
         "050" => None,
         "401" => return Ok(Interpreted::TokenRefused),
-        "500" => return Ok(Interpreted::ServerError),
+        SERVER_ERROR => return Ok(Interpreted::ServerError(SERVER_ERROR)),
+        SYSTEM_ERROR => return Ok(Interpreted::ServerError(SYSTEM_ERROR)),
         _ => {
             let result = coverage::from_gateway_code(code);
             return Ok(Interpreted::Answer(SourceAnswer::Verdict {
@@ -642,6 +688,14 @@ mod tests {
             coverage::judge(Some(&expired), &claim, date!(2027 - 01 - 02)).source_code,
             "010"
         );
+        // 010 with dates that still cover today: the gateway's "expired" is the verdict. Were
+        // 010 mapped like 000, this would be CardValid.
+        assert_eq!(expired.status, CardStatus::Expired);
+        let verdict = coverage::judge(Some(&expired), &claim, in_2026);
+        assert_eq!(
+            (verdict.result, verdict.source_code, verdict.usable),
+            (ResultCode::CardExpired, "010", false)
+        );
 
         // 003/004: the new card's number and dates come along; without them, Malformed.
         let reissued = CheckAnswer {
@@ -716,7 +770,6 @@ mod tests {
             ("061", ResultCode::NameMismatchFirstCharacterRight),
             ("070", ResultCode::BirthDateMismatch),
             ("100", ResultCode::CardDataError),
-            ("101", ResultCode::SourceServerError),
             ("130", ResultCode::ChildWithoutCard),
             ("205", ResultCode::SourceParameterError),
             ("999", ResultCode::UnknownSourceCode),
@@ -734,7 +787,8 @@ mod tests {
             );
         }
         assert_eq!(verdict("401"), Interpreted::TokenRefused);
-        assert_eq!(verdict("500"), Interpreted::ServerError);
+        assert_eq!(verdict("500"), Interpreted::ServerError("500"));
+        assert_eq!(verdict("101"), Interpreted::ServerError("101"));
         // A hostile code is neither echoed at length nor with control characters.
         for hostile in ["0000000000000000000", "00\n1", "<b>", "Ω"] {
             assert_eq!(

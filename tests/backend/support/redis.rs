@@ -8,6 +8,8 @@ use super::{ExitGuard, free_port};
 pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
+    /// Started as a Redis Cluster node (see `super::redis_cluster`).
+    cluster_node: bool,
     running: Option<Running>,
 }
 
@@ -20,8 +22,17 @@ struct Running {
 impl RedisServer {
     /// A server on a free port (retrying if another process takes the port first).
     pub fn start() -> Self {
+        Self::start_free(false)
+    }
+
+    /// A node for a Redis Cluster, not yet part of one, on a free port.
+    pub fn start_cluster_node() -> Self {
+        Self::start_free(true)
+    }
+
+    fn start_free(cluster_node: bool) -> Self {
         for _ in 0..5 {
-            if let Some(server) = Self::start_on(free_port()) {
+            if let Some(server) = Self::start_as(free_port(), cluster_node) {
                 return server;
             }
         }
@@ -30,9 +41,14 @@ impl RedisServer {
 
     /// A server on `port`, or `None` if the port is taken.
     pub fn start_on(port: u16) -> Option<Self> {
+        Self::start_as(port, false)
+    }
+
+    fn start_as(port: u16, cluster_node: bool) -> Option<Self> {
         let mut server = Self {
             port,
             dir: super::temp_dir(),
+            cluster_node,
             running: None,
         };
         server.spawn().then_some(server)
@@ -41,11 +57,21 @@ impl RedisServer {
     /// Starts redis-server and waits until it answers; false if it exited first (port taken).
     /// Ready means *our* process answers: on a taken port another server may answer PING.
     fn spawn(&mut self) -> bool {
-        let mut child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(self.dir.path())
+            .arg(self.dir.path());
+        if self.cluster_node {
+            // The node's cluster state file lives in its own directory; a dead peer is
+            // declared failed after one second, so a killed node shows quickly.
+            command
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", "nodes.conf"])
+                .args(["--cluster-node-timeout", "1000"]);
+        }
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -107,7 +133,7 @@ impl RedisServer {
         field(&info, "process_id")
     }
 
-    fn connection(&self) -> redis::Connection {
+    pub fn connection(&self) -> redis::Connection {
         redis::Client::open(self.url())
             .unwrap()
             .get_connection_with_timeout(Duration::from_secs(5))
@@ -152,7 +178,7 @@ impl RedisServer {
 }
 
 /// `name:value` from an INFO reply (exact name: `keyspace_hits` is not `keyspace_hits_x`).
-fn field<T: std::str::FromStr>(info: &str, name: &str) -> Option<T> {
+pub fn field<T: std::str::FromStr>(info: &str, name: &str) -> Option<T> {
     info.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
 }
