@@ -22,6 +22,7 @@ use cccd_authenticity::active::{ActiveAuthentication, verify_active_authenticati
 use cccd_authenticity::crl::Revocation;
 use cccd_authenticity::passive::{self, DataGroupCheck, PassiveAuthentication, Policy};
 use cccd_authenticity::trust::{TrustError, TrustStore};
+use cccd_authenticity::verify;
 use emrtd::aa::{self, AaError, CHALLENGE_LEN};
 use emrtd::apdu::StatusError;
 use emrtd::bac::BacError;
@@ -467,12 +468,15 @@ pub fn read_card<T: Transport>(
     }
     timings.active_authentication = lap();
 
-    // Chip Authentication when DG14 offers it; a chip without its key fails here.
+    // Chip Authentication when DG14 offers it (its key's curve named or given explicitly); a
+    // chip without its key fails here.
     let mut chip_authentication = None;
     if let Some(params) = dg14
         .as_deref()
         .and_then(|bytes| dg14::parse(bytes).ok())
-        .and_then(|parsed| CaParams::from_dg14(&parsed).ok())
+        .and_then(|parsed| {
+            CaParams::from_dg14_resolving(&parsed, verify::chip_authentication_curve).ok()
+        })
     {
         match ca::chip_authenticate(&mut reader, &params) {
             Ok(done) => chip_authentication = Some(done),

@@ -341,6 +341,28 @@ fn a_card_removed_mid_read_is_a_removal() {
 }
 
 #[test]
+fn chip_authentication_runs_with_a_key_given_by_explicit_parameters() {
+    use cccd_authenticity::verify::{NamedCurve, explicit_parameters};
+    use emrtd::crypto::Cipher;
+    use emrtd::pace::DomainCurve;
+    let issuer = TestIssuer::vietnam_like();
+    let aa = VirtualAa::rsa(1024);
+    // brainpoolP256r1 spelt out field by field in DG14, as some issuers write it.
+    let parameters = explicit_parameters(NamedCurve::BrainpoolP256r1);
+    let ca = VirtualCa::with_parameters(Cipher::Aes128, DomainCurve::BrainpoolP256r1, &parameters);
+    assert!(ca.dg14().windows(parameters.len()).any(|w| w == parameters));
+    let mut files = Files::new(&td1(), &person(), &aa);
+    files.dg14 = Some(ca.dg14().to_vec());
+    let card = files
+        .card(files.sign(&issuer), aa)
+        .with_chip_authentication(ca);
+    let read = read_chip(card, &by_id(), &trust(&issuer)).unwrap();
+    assert_eq!(read.verdict(), Verdict::Verified, "{read:?}");
+    let ran = read.chip_authentication.expect("Chip Authentication ran");
+    assert_eq!(ran.curve, DomainCurve::BrainpoolP256r1);
+}
+
+#[test]
 fn chip_authentication_runs_when_dg14_offers_it_and_catches_a_clone() {
     let issuer = TestIssuer::vietnam_like();
     // RSA Active Authentication needs no DG14, so DG14 is Chip Authentication's.

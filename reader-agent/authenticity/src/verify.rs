@@ -9,6 +9,7 @@ use der::asn1::{AnyRef, ObjectIdentifier, OctetStringRef, UintRef};
 use der::{Decode, Reader, Sequence, SliceReader, Tagged};
 use ecdsa::signature::hazmat::PrehashVerifier;
 use elliptic_curve::ff::PrimeField;
+use emrtd::pace::DomainCurve;
 use primeorder::PrimeCurveParams;
 use sha2::Digest;
 use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
@@ -292,6 +293,65 @@ where
         && strip(d.order.as_bytes()) == strip(&order)
         && d.cofactor.is_none_or(|h| strip(h.as_bytes()) == [1])
         && d.version >= 1
+}
+
+/// The curve of a Chip Authentication key (DG14) from its EC parameters as DER, named or
+/// explicit, for `emrtd::ca::CaParams::from_dg14_resolving`. `None` for parameters that are
+/// malformed or name a curve the chip protocol does not run ECDH on.
+pub fn chip_authentication_curve(parameters: &[u8]) -> Option<DomainCurve> {
+    match curve_of(Some(AnyRef::from_der(parameters).ok()?)).ok()? {
+        NamedCurve::P256 => Some(DomainCurve::NistP256),
+        NamedCurve::BrainpoolP256r1 => Some(DomainCurve::BrainpoolP256r1),
+        NamedCurve::BrainpoolP384r1 => Some(DomainCurve::BrainpoolP384r1),
+        NamedCurve::P384 | NamedCurve::P521 | NamedCurve::BrainpoolP512r1 => None,
+    }
+}
+
+/// The explicit form (SpecifiedECDomain, DER) of `curve`, as some issuers write their keys'
+/// parameters: for test cards.
+#[cfg(feature = "test-pki")]
+pub fn explicit_parameters(curve: NamedCurve) -> Vec<u8> {
+    match curve {
+        NamedCurve::P256 => explicit_form::<p256::NistP256>(),
+        NamedCurve::P384 => explicit_form::<p384::NistP384>(),
+        NamedCurve::P521 => explicit_form::<p521::NistP521>(),
+        NamedCurve::BrainpoolP256r1 => explicit_form::<bp256::BrainpoolP256r1>(),
+        NamedCurve::BrainpoolP384r1 => explicit_form::<bp384::BrainpoolP384r1>(),
+        NamedCurve::BrainpoolP512r1 => explicit_form::<BrainpoolP512r1>(),
+    }
+}
+
+#[cfg(feature = "test-pki")]
+fn explicit_form<C>() -> Vec<u8>
+where
+    C: PrimeCurveParams,
+    C::FieldElement: PrimeField,
+{
+    use der::Encode;
+    let prime = hex_to_bytes(<C::FieldElement as PrimeField>::MODULUS);
+    let order = hex_to_bytes(&format!("{:x}", C::ORDER.as_ref()));
+    let (a, b) = (C::EQUATION_A.to_repr(), C::EQUATION_B.to_repr());
+    let (gx, gy) = (C::GENERATOR.0.to_repr(), C::GENERATOR.1.to_repr());
+    let base = [&[0x04][..], gx.as_ref(), gy.as_ref()].concat();
+    let encode = || -> der::Result<Vec<u8>> {
+        SpecifiedEcDomain {
+            version: 1,
+            field_id: FieldId {
+                field_type: ID_PRIME_FIELD,
+                prime: UintRef::new(&prime)?,
+            },
+            curve: CurveCoefficients {
+                a: OctetStringRef::new(a.as_ref())?,
+                b: OctetStringRef::new(b.as_ref())?,
+                seed: None,
+            },
+            base: OctetStringRef::new(&base)?,
+            order: UintRef::new(&order)?,
+            cofactor: Some(UintRef::new(&[1])?),
+        }
+        .to_der()
+    };
+    encode().expect("a curve's parameters encode")
 }
 
 /// Resolves a key's curve from its EC parameters (a named-curve OID or explicit parameters).

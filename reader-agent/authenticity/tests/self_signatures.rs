@@ -210,3 +210,65 @@ fn explicit_parameters_with_one_changed_field_match_no_curve() {
     // 99 before brainpoolP512r1 was supported, plus the list's 12 brainpoolP512r1 keys.
     assert_eq!(explicit, 111);
 }
+
+#[test]
+fn chip_authentication_curves_from_real_and_built_explicit_parameters() {
+    use der::{Decode, Encode, Tagged};
+    use emrtd::pace::DomainCurve;
+    use verify::NamedCurve;
+    let ecdh = |curve| match curve {
+        NamedCurve::P256 => Some(DomainCurve::NistP256),
+        NamedCurve::BrainpoolP256r1 => Some(DomainCurve::BrainpoolP256r1),
+        NamedCurve::BrainpoolP384r1 => Some(DomainCurve::BrainpoolP384r1),
+        _ => None,
+    };
+    // Issuers' own explicit encodings (with seeds, cofactors, leading zeros as they wrote them).
+    let mut store = TrustStore::new();
+    store.add_file(&data("NL_ML_2026-07-22.ml")).unwrap();
+    let mut resolved = 0;
+    for c in store.certificates() {
+        let spki = c.cert.tbs_certificate().subject_public_key_info();
+        let Some(params) = spki.algorithm.parameters.as_ref() else {
+            continue;
+        };
+        if params.tag() != der::Tag::Sequence {
+            continue;
+        }
+        let raw = params.to_der().unwrap();
+        let curve = verify::curve_of(Some(der::asn1::AnyRef::from_der(&raw).unwrap())).unwrap();
+        assert_eq!(verify::chip_authentication_curve(&raw), ecdh(curve));
+        resolved += usize::from(ecdh(curve).is_some());
+    }
+    assert!(
+        resolved > 0,
+        "the list holds explicit brainpoolP256r1/P384r1 keys"
+    );
+    // The test cards' encoder, curve by curve.
+    for curve in [
+        NamedCurve::P256,
+        NamedCurve::P384,
+        NamedCurve::P521,
+        NamedCurve::BrainpoolP256r1,
+        NamedCurve::BrainpoolP384r1,
+        NamedCurve::BrainpoolP512r1,
+    ] {
+        let raw = verify::explicit_parameters(curve);
+        let any = der::asn1::AnyRef::from_der(&raw).unwrap();
+        assert_eq!(verify::curve_of(Some(any)).ok(), Some(curve));
+        assert_eq!(verify::chip_authentication_curve(&raw), ecdh(curve));
+    }
+    // Named curves too; nothing for garbage.
+    let bp256 = der::asn1::ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.7");
+    assert_eq!(
+        verify::chip_authentication_curve(&bp256.to_der().unwrap()),
+        Some(DomainCurve::BrainpoolP256r1)
+    );
+    for garbage in [
+        &[][..],
+        &[0x30, 0x03, 0x02, 0x01, 0x01],
+        &[0x05, 0x00],
+        &[0x30, 0x80],
+    ] {
+        assert_eq!(verify::chip_authentication_curve(garbage), None);
+    }
+}

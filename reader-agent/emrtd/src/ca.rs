@@ -47,10 +47,10 @@ pub enum CaError {
     /// DG14 offers no ECDH Chip Authentication this library runs (DH, or an unknown suite).
     #[error("DG14 offers no supported Chip Authentication")]
     Unsupported,
-    /// The chip's key gives its curve by explicit parameters: the caller must match them to a
-    /// known curve (`cccd-authenticity` matches explicit parameters field by field) and use
-    /// [`CaParams::from_dg14_on`].
-    #[error("Chip Authentication key has explicit curve parameters")]
+    /// The chip's key gives its curve by explicit parameters that name no supported curve, or
+    /// the caller gave no resolver for them (`cccd-authenticity` matches explicit parameters
+    /// field by field; see [`CaParams::from_dg14_resolving`]).
+    #[error("Chip Authentication key has explicit curve parameters of no supported curve")]
     ExplicitParameters,
     /// The chip's key is malformed or not a point on its curve.
     #[error("Chip Authentication key is not a valid point")]
@@ -135,13 +135,19 @@ impl CaParams {
         Self::pick(dg14, None)
     }
 
-    /// As [`CaParams::from_dg14`], the key's curve being `curve` (matched by the caller from
-    /// explicit parameters). A named curve that differs from `curve` is refused.
-    pub fn from_dg14_on(dg14: &Dg14<'_>, curve: DomainCurve) -> Result<Self, CaError> {
-        Self::pick(dg14, Some(curve))
+    /// As [`CaParams::from_dg14`], a key given by explicit parameters taking the curve
+    /// `resolve` finds for them (their DER). Named curves are matched here, never by `resolve`.
+    pub fn from_dg14_resolving(
+        dg14: &Dg14<'_>,
+        resolve: impl Fn(&[u8]) -> Option<DomainCurve>,
+    ) -> Result<Self, CaError> {
+        Self::pick(dg14, Some(&resolve))
     }
 
-    fn pick(dg14: &Dg14<'_>, given: Option<DomainCurve>) -> Result<Self, CaError> {
+    fn pick(
+        dg14: &Dg14<'_>,
+        resolve: Option<&dyn Fn(&[u8]) -> Option<DomainCurve>>,
+    ) -> Result<Self, CaError> {
         let infos: Vec<_> = dg14
             .chip_authentication()
             .filter_map(|i| cipher_of(&i.protocol).map(|c| (i, c)))
@@ -171,24 +177,19 @@ impl CaParams {
         if spki.algorithm.oid != ID_EC_PUBLIC_KEY {
             return Err(CaError::Unsupported);
         }
-        let named = spki
-            .algorithm
-            .parameters
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-        let curve = match (named, given) {
-            (Some(oid), given) => {
-                let curve = NAMED_CURVES
-                    .iter()
-                    .find(|(s, _)| ObjectIdentifier::new(s).is_ok_and(|o| o == oid))
-                    .map(|(_, c)| *c)
-                    .ok_or(CaError::Unsupported)?;
-                if given.is_some_and(|g| g != curve) {
-                    return Err(CaError::InvalidKey);
-                }
-                curve
+        let parameters = spki.algorithm.parameters.ok_or(CaError::InvalidKey)?;
+        let curve = match parameters.decode_as::<ObjectIdentifier>() {
+            Ok(oid) => NAMED_CURVES
+                .iter()
+                .find(|(s, _)| ObjectIdentifier::new(s).is_ok_and(|o| o == oid))
+                .map(|(_, c)| *c)
+                .ok_or(CaError::Unsupported)?,
+            Err(_) => {
+                let der = parameters.to_der().map_err(|_| CaError::InvalidKey)?;
+                resolve
+                    .and_then(|resolve| resolve(&der))
+                    .ok_or(CaError::ExplicitParameters)?
             }
-            (None, Some(curve)) => curve,
-            (None, None) => return Err(CaError::ExplicitParameters),
         };
         let point = spki
             .subject_public_key
@@ -400,7 +401,7 @@ mod tests {
                 bytes[i] ^= x;
                 if let Ok(parsed) = dg14::parse(&bytes) {
                     let _ = CaParams::from_dg14(&parsed);
-                    let _ = CaParams::from_dg14_on(&parsed, DomainCurve::NistP256);
+                    let _ = CaParams::from_dg14_resolving(&parsed, |_| Some(DomainCurve::NistP256));
                 }
             }
         }

@@ -147,7 +147,7 @@ fn dg14_without_a_usable_offer() {
     let parsed = dg14::parse(&aa_only).unwrap();
     assert_eq!(CaParams::from_dg14(&parsed), Err(CaError::Unsupported));
 
-    // A key with explicit parameters: the caller must name the curve.
+    // A key with explicit parameters: the caller must resolve them to a curve.
     let explicit = explicit_key_info();
     let bytes = build::dg14(&explicit, None);
     let parsed = dg14::parse(&bytes).unwrap();
@@ -155,9 +155,17 @@ fn dg14_without_a_usable_offer() {
         CaParams::from_dg14(&parsed),
         Err(CaError::ExplicitParameters)
     );
-    // Named, the point is still checked against that curve (this one is not on it).
     assert_eq!(
-        CaParams::from_dg14_on(&parsed, DomainCurve::BrainpoolP256r1),
+        CaParams::from_dg14_resolving(&parsed, |_| None),
+        Err(CaError::ExplicitParameters)
+    );
+    // The resolver sees the parameters' DER; resolved, the point is still checked against that
+    // curve (this one is not on it).
+    assert_eq!(
+        CaParams::from_dg14_resolving(&parsed, |der| {
+            assert_eq!(der, [0x30, 0x03, 0x02, 0x01, 0x01]);
+            Some(DomainCurve::BrainpoolP256r1)
+        }),
         Err(CaError::InvalidKey)
     );
 
@@ -167,13 +175,11 @@ fn dg14_without_a_usable_offer() {
     let parsed = dg14::parse(&bytes).unwrap();
     assert_eq!(CaParams::from_dg14(&parsed), Err(CaError::InvalidKey));
 
-    // A named curve that contradicts the one the caller gives.
+    // A named curve is the library's to match: the resolver is not asked.
     let chip = VirtualCa::new(Cipher::Aes128, DomainCurve::NistP256);
     let parsed = dg14::parse(chip.dg14()).unwrap();
-    assert_eq!(
-        CaParams::from_dg14_on(&parsed, DomainCurve::BrainpoolP256r1),
-        Err(CaError::InvalidKey)
-    );
+    let params = CaParams::from_dg14_resolving(&parsed, |_| panic!("asked for a named curve"));
+    assert_eq!(params.map(|p| p.curve), Ok(DomainCurve::NistP256));
 }
 
 /// An id-ecPublicKey key info whose parameters are a (truncated, stand-in) SpecifiedECDomain

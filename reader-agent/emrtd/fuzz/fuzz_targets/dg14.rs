@@ -8,6 +8,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = dg14.chip_authentication_keys().count();
         // Chip Authentication's choice of protocol, key and curve from what DG14 offers.
         let _ = emrtd::ca::CaParams::from_dg14(&dg14);
-        let _ = emrtd::ca::CaParams::from_dg14_on(&dg14, emrtd::pace::DomainCurve::BrainpoolP256r1);
+        let _ = emrtd::ca::CaParams::from_dg14_resolving(&dg14, |_| Some(emrtd::pace::DomainCurve::BrainpoolP256r1));
     }
 });

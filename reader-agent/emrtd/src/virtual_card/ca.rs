@@ -121,11 +121,20 @@ impl VirtualCa {
     /// # Panics
     /// When the operating system's generator fails (test fixture).
     pub fn new(cipher: Cipher, curve: DomainCurve) -> Self {
-        let key = generate(curve);
         let curve_der = curve_oid(curve).to_der().unwrap_or_default();
+        Self::with_parameters(cipher, curve, &curve_der)
+    }
+
+    /// As [`VirtualCa::new`], DG14 giving the key's EC parameters as `parameters` (DER), e.g.
+    /// `curve`'s explicit form, as some issuers write them.
+    ///
+    /// # Panics
+    /// When the operating system's generator fails, or `parameters` is not one DER element.
+    pub fn with_parameters(cipher: Cipher, curve: DomainCurve, parameters: &[u8]) -> Self {
+        let key = generate(curve);
         let spki = build::public_key_info(
             crate::lds::dg15::EC_PUBLIC_KEY,
-            Some(&curve_der),
+            Some(parameters),
             &key.public(),
         )
         .expect("EC key info encodes");
