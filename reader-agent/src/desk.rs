@@ -20,6 +20,7 @@ use serde::Deserialize;
 
 use crate::backend::{Backend, BackendConfig, BackendError, nonce_of, request_id};
 use crate::card::{CardEvent, ExtendedApduMemory, PcscCard, Watcher, WatcherConfig};
+use crate::face::{FaceFailure, FaceRead, OpenCard};
 use crate::his::HisConfig;
 use crate::read::{self, Access, ChipRead, DeskKey, ReadFailure, ReadOptions, Unproven, Verdict};
 use crate::spool::{DEFAULT_MAX_ENTRIES, SpoolConfig};
@@ -54,6 +55,10 @@ pub struct FileConfig {
     pub spool_max_entries: Option<usize>,
     /// The HIS port of `reader-agent run` (`[his]`); none: console only.
     pub his: Option<HisConfig>,
+    /// Read the holder's photo (DG2) after each answer, for the HIS to display (default
+    /// false: DG2 is never read).
+    #[serde(default)]
+    pub display_face: bool,
 }
 
 impl FileConfig {
@@ -147,14 +152,26 @@ pub struct Timings {
 
 /// Waits for a card (on `reader`, or any), then reads, proves and asks the backend.
 pub async fn check(config: &FileConfig, key: &DeskKey) -> (Outcome, Timings) {
+    let (outcome, timings, _) = check_keeping(config, key, false).await;
+    (outcome, timings)
+}
+
+/// [`check`], keeping the card session open afterwards when `keep_open` (the caller shows the
+/// answer, then reads the face over it with [`read_face`]). `None` when not kept, or when no
+/// chip data came of the check.
+pub async fn check_keeping(
+    config: &FileConfig,
+    key: &DeskKey,
+    keep_open: bool,
+) -> (Outcome, Timings, Option<OpenChip>) {
     let mut timings = Timings::default();
     let trust = match read::load_trust_dir(&config.trust_dir) {
         Ok(store) => Arc::new(store),
-        Err(e) => return (Outcome::Setup(e.to_string()), timings),
+        Err(e) => return (Outcome::Setup(e.to_string()), timings, None),
     };
     let mut backend = match Backend::new(config.backend()) {
         Ok(b) => b,
-        Err(e) => return (Outcome::Setup(e.to_string()), timings),
+        Err(e) => return (Outcome::Setup(e.to_string()), timings, None),
     };
     let started = Instant::now();
     let wanted = config.reader.clone();
@@ -165,11 +182,15 @@ pub async fn check(config: &FileConfig, key: &DeskKey) -> (Outcome, Timings) {
         .flatten();
     timings.wait_for_card = started.elapsed();
     let Some(reader) = reader else {
-        return (Outcome::NoCard, timings);
+        return (Outcome::NoCard, timings, None);
     };
-    let outcome = check_card(&mut backend, &trust, key, reader, &mut timings).await;
-    (outcome, timings)
+    let (outcome, open) =
+        check_card_keeping(&mut backend, &trust, key, reader, &mut timings, keep_open).await;
+    (outcome, timings, open)
 }
+
+/// The card session kept open after a check, for the face.
+pub type OpenChip = OpenCard<PcscCard>;
 
 /// Reads and proves the card on `reader` and asks the backend: the check once the card is there.
 pub async fn check_card(
@@ -179,6 +200,33 @@ pub async fn check_card(
     reader: String,
     timings: &mut Timings,
 ) -> Outcome {
+    check_card_keeping(backend, trust, key, reader, timings, false)
+        .await
+        .0
+}
+
+/// Reads DG2 over the session a check kept open (blocking PC/SC, on a blocking thread).
+pub async fn read_face(open: OpenChip) -> FaceRead {
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || open.read_face())
+        .await
+        .unwrap_or_else(|_| FaceRead {
+            result: Err(FaceFailure::Unreadable("the card thread failed".into())),
+            elapsed: started.elapsed(),
+            apdus: Default::default(),
+        })
+}
+
+/// [`check_card`], keeping the card session open afterwards when `keep_open` (for the face),
+/// if the chip was read and the outcome shows it (answered, or the backend unreachable).
+pub async fn check_card_keeping(
+    backend: &mut Backend,
+    trust: &Arc<TrustStore>,
+    key: &DeskKey,
+    reader: String,
+    timings: &mut Timings,
+    keep_open: bool,
+) -> (Outcome, Option<OpenChip>) {
     // The challenge first, so the chip signs the backend's nonce. Offline, the read goes on with
     // a nonce of the agent's own: the desk still learns whether the chip is genuine.
     let started = Instant::now();
@@ -198,19 +246,32 @@ pub async fn check_card(
             challenge: nonce,
             policy: Policy::default(),
         };
-        read::read_card(transport, &key_for_read, &options)
+        if keep_open {
+            read::read_card_open(transport, &key_for_read, &options).map(|(read, reader)| {
+                let open = OpenCard::new(reader, &read, options.policy);
+                (read, Some(open))
+            })
+        } else {
+            read::read_card(transport, &key_for_read, &options).map(|read| (read, None))
+        }
     })
     .await
     .unwrap_or_else(|_| Err(ReadFailure::Reader("read task failed".into())));
     timings.read = started.elapsed();
-    let read = match read {
+    let (read, open) = match read {
         Ok(read) => read,
-        Err(failure) => return Outcome::ReadFailed(failure),
+        Err(failure) => return (Outcome::ReadFailed(failure), None),
     };
     let started = Instant::now();
     let outcome = ask(backend, read, challenge).await;
     timings.check = started.elapsed();
-    outcome
+    let open = open.filter(|_| {
+        matches!(
+            outcome,
+            Outcome::Answered { .. } | Outcome::Unreachable { .. }
+        )
+    });
+    (outcome, open)
 }
 
 /// Asks the backend about `read`, made with `challenge` (what IssuePresenceChallenge gave

@@ -18,8 +18,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
+
 use crate::backend::BackendError;
 use crate::desk::{self, Lang, Outcome};
+use crate::face::FaceRead;
 use crate::read::{Access, ChipRead, DeskKey, ReadFailure, Unproven, Verdict};
 
 /// The version of the event shapes; a change that breaks a reader of version 1 bumps it.
@@ -94,6 +98,41 @@ pub enum EventBody {
     CheckSpooled { request_id: String },
     /// A spooled check was sent later and answered.
     SpooledCheckAnswered { request_id: String, answer: Answer },
+    /// The holder's photo from the chip (DG2), after the check's answer, when `display_face` is
+    /// set: DG2 matched its hash in the EF.SOD passive authentication verified.
+    Face {
+        check: u64,
+        request_id: String,
+        /// `image/jpeg`, `image/jp2` or `image/j2c`.
+        media_type: String,
+        /// The image exactly as the chip holds it, in standard base64.
+        image_base64: ImageBase64,
+        /// Bytes of the image (before base64).
+        byte_size: usize,
+        /// As the chip's record states them; 0 when unstated.
+        width: u16,
+        height: u16,
+        /// Always true: a photo that does not match EF.SOD is never sent.
+        verified_by_sod: bool,
+    },
+    /// The photo was wanted but is not shown; the check's answer stands.
+    FaceNotShown {
+        check: u64,
+        request_id: String,
+        reason: String,
+        message: Text,
+    },
+}
+
+/// A photo in base64. Biometric data: `Debug` shows its length only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ImageBase64(pub String);
+
+impl fmt::Debug for ImageBase64 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ImageBase64({} chars)", self.0.len())
+    }
 }
 
 /// A message in both of the desk's languages.
@@ -184,6 +223,8 @@ impl EventBody {
             EventBody::CheckCancelled { .. } => "check_cancelled",
             EventBody::CheckSpooled { .. } => "check_spooled",
             EventBody::SpooledCheckAnswered { .. } => "spooled_check_answered",
+            EventBody::Face { .. } => "face",
+            EventBody::FaceNotShown { .. } => "face_not_shown",
         }
     }
 
@@ -192,7 +233,9 @@ impl EventBody {
         match self {
             EventBody::CheckAnswered { request_id, .. }
             | EventBody::CheckSpooled { request_id }
-            | EventBody::SpooledCheckAnswered { request_id, .. } => Some(request_id),
+            | EventBody::SpooledCheckAnswered { request_id, .. }
+            | EventBody::Face { request_id, .. }
+            | EventBody::FaceNotShown { request_id, .. } => Some(request_id),
             _ => None,
         }
     }
@@ -255,6 +298,33 @@ impl EventBody {
                 who: who(read),
                 chip: chip(read, Some(answer)),
                 answer: Answer::from_response(answer),
+            },
+        }
+    }
+}
+
+impl EventBody {
+    /// The event about check `check`'s face: the photo, or why it is not shown.
+    pub fn from_face(check: u64, request_id: &str, face: &FaceRead) -> Self {
+        match &face.result {
+            Ok(face) => EventBody::Face {
+                check,
+                request_id: request_id.to_owned(),
+                media_type: face.media_type().to_owned(),
+                image_base64: ImageBase64(BASE64_STANDARD.encode(&face.image)),
+                byte_size: face.image.len(),
+                width: face.width,
+                height: face.height,
+                verified_by_sod: true,
+            },
+            Err(failure) => EventBody::FaceNotShown {
+                check,
+                request_id: request_id.to_owned(),
+                reason: failure.code().into(),
+                message: Text {
+                    vi: failure.text(Lang::Vi),
+                    en: failure.text(Lang::En),
+                },
             },
         }
     }
@@ -573,7 +643,7 @@ mod tests {
                 check: 1,
                 who,
                 chip,
-                fallback: text,
+                fallback: text.clone(),
             },
             EventBody::CheckRefused {
                 check: 1,
@@ -588,11 +658,72 @@ mod tests {
                 request_id: "r".into(),
                 answer,
             },
+            EventBody::Face {
+                check: 1,
+                request_id: "r".into(),
+                media_type: "image/jpeg".into(),
+                image_base64: ImageBase64("/9j/".into()),
+                byte_size: 3,
+                width: 0,
+                height: 0,
+                verified_by_sod: true,
+            },
+            EventBody::FaceNotShown {
+                check: 1,
+                request_id: "r".into(),
+                reason: "hash_mismatch".into(),
+                message: text.clone(),
+            },
         ];
         for body in all {
             let json = serde_json::to_value(&body).unwrap();
             assert_eq!(json["kind"], body.kind());
         }
+    }
+
+    #[test]
+    fn the_face_event_carries_the_image_in_base64_and_debug_hides_it() {
+        use crate::face::{Face, FaceFailure};
+        use emrtd::lds::dg2::ImageFormat;
+        let image: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let read = FaceRead {
+            result: Ok(Face {
+                format: ImageFormat::Jpeg,
+                width: 480,
+                height: 640,
+                image: image.clone(),
+            }),
+            elapsed: std::time::Duration::ZERO,
+            apdus: Default::default(),
+        };
+        let body = EventBody::from_face(7, "req-1", &read);
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json["kind"], "face");
+        assert_eq!(json["check"], 7);
+        assert_eq!(json["request_id"], "req-1");
+        assert_eq!(json["media_type"], "image/jpeg");
+        assert_eq!(json["byte_size"], 1000);
+        assert_eq!(json["verified_by_sod"], true);
+        let decoded = BASE64_STANDARD
+            .decode(json["image_base64"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(decoded, image);
+        let debug = format!("{body:?}");
+        assert!(
+            !debug.contains(&json["image_base64"].as_str().unwrap()[..40]),
+            "{debug}"
+        );
+        assert!(debug.contains("ImageBase64(1336 chars)"), "{debug}");
+
+        let failed = FaceRead {
+            result: Err(FaceFailure::HashMismatch),
+            ..read
+        };
+        let json = serde_json::to_value(EventBody::from_face(7, "req-1", &failed)).unwrap();
+        assert_eq!(json["kind"], "face_not_shown");
+        assert_eq!(json["reason"], "hash_mismatch");
+        assert!(json["message"]["en"].as_str().unwrap().contains("DG2"));
+        assert!(json.get("image_base64").is_none());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod card;
 pub mod demo;
 pub mod desk;
 pub mod events;
+pub mod face;
 pub mod his;
 pub mod input;
 #[cfg(all(feature = "private-pcscd", unix))]

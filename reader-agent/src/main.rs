@@ -198,7 +198,11 @@ fn demo(runs: usize, lang: Lang) -> ExitCode {
     let options = reader_agent::demo::DemoOptions { runs, lang };
     let mut out = std::io::stdout();
     match reader_agent::demo::run(options, &mut out) {
-        Ok(summary) if summary.genuine_verified && summary.bad_cards_refused => ExitCode::SUCCESS,
+        Ok(summary)
+            if summary.genuine_verified && summary.bad_cards_refused && summary.face.is_some() =>
+        {
+            ExitCode::SUCCESS
+        }
         Ok(_) => {
             eprintln!("demo: a card was not judged as it should be (see above)");
             ExitCode::from(1)
@@ -249,11 +253,17 @@ fn check(id: Option<String>, qr: Option<String>, config: &Path, lang: Lang) -> E
     let Some(runtime) = runtime() else {
         return ExitCode::from(2);
     };
-    let (outcome, timings) = runtime.block_on(desk::check(&config, &key));
+    let (outcome, timings, open) =
+        runtime.block_on(desk::check_keeping(&config, &key, config.display_face));
     print!("{}", desk::render(&outcome, lang));
     if let Outcome::Unreachable { pending, .. } = &outcome {
         let kept = spool_config.map(|c| Spool::open(&c).and_then(|s| s.put(pending)));
         print!("{}", text::kept(kept.as_ref(), &pending.request_id, lang));
+    }
+    // The face after the answer, over the same card session; a line, never the image.
+    if let Some(open) = open {
+        let face = runtime.block_on(desk::read_face(open));
+        println!("{}", reader_agent::face::render(&face, lang));
     }
     eprintln!(
         "timings: card {:?}, challenge {:?}, read {:?}, check {:?}",

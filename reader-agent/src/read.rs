@@ -408,6 +408,17 @@ pub fn read_card<T: Transport>(
     key: &DeskKey,
     options: &ReadOptions<'_>,
 ) -> Result<ChipRead, ReadFailure> {
+    read_card_open(transport, key, options).map(|(read, _)| read)
+}
+
+/// [`read_card`], and the reader with its secure channel still open, so that the same card
+/// session can be asked for more afterwards (the face, see [`crate::face`]) without opening
+/// the chip again. Dropping the reader ends the session.
+pub fn read_card_open<T: Transport>(
+    transport: T,
+    key: &DeskKey,
+    options: &ReadOptions<'_>,
+) -> Result<(ChipRead, Reader<T>), ReadFailure> {
     let mut timings = ReadTimings::default();
     let mut step = Instant::now();
     let mut lap = move || {
@@ -520,7 +531,7 @@ pub fn read_card<T: Transport>(
         unproven.push(Unproven::CardExpired);
     }
 
-    Ok(ChipRead {
+    let read = ChipRead {
         access,
         sod,
         data_groups,
@@ -533,7 +544,8 @@ pub fn read_card<T: Transport>(
         unproven,
         stats: reader.stats().clone(),
         timings,
-    })
+    };
+    Ok((read, reader))
 }
 
 /// PACE with the CAN; BAC with the QR's key when PACE is refused or not runnable.

@@ -28,6 +28,7 @@ use crate::backend::{Backend, BackendError};
 use crate::card::{CardEvent, Watcher, WatcherConfig};
 use crate::desk::{self, FileConfig, Lang, Outcome, Timings};
 use crate::events::{self, EventBody, EventLog};
+use crate::face;
 use crate::his::{HisError, HisPort};
 use crate::input::{KeyInput, Line, LineReader};
 use crate::read::{self, DeskKey};
@@ -302,11 +303,18 @@ impl Station {
         timings.wait_for_card = started.elapsed();
 
         let mut stopping = false;
-        let outcome = match reader {
-            None => Outcome::NoCard,
+        let display_face = self.config.display_face;
+        let (outcome, open) = match reader {
+            None => (Outcome::NoCard, None),
             Some(reader) => {
-                let work =
-                    desk::check_card(&mut self.backend, &self.trust, key, reader, &mut timings);
+                let work = desk::check_card_keeping(
+                    &mut self.backend,
+                    &self.trust,
+                    key,
+                    reader,
+                    &mut timings,
+                    display_face,
+                );
                 tokio::pin!(work);
                 tokio::select! {
                     outcome = &mut work => outcome,
@@ -340,6 +348,21 @@ impl Station {
                 });
             }
         }
+        // The face only now, after the answer is out, over the session the read kept open; not
+        // when stopping (the session just ends).
+        if let (Some(open), Some(request_id), false) = (open, request_id_of(&outcome), stopping) {
+            let face = desk::read_face(open).await;
+            say(output, &face::render(&face, self.lang));
+            tracing::info!(
+                check,
+                face_ms = face.elapsed.as_millis(),
+                face_apdus = face.apdus.apdus,
+                shown = face.result.is_ok(),
+                "face read"
+            );
+            self.events
+                .publish(EventBody::from_face(check, request_id, &face));
+        }
         tracing::info!(
             check,
             card_ms = timings.wait_for_card.as_millis(),
@@ -349,6 +372,15 @@ impl Station {
             "check done"
         );
         !stopping
+    }
+}
+
+/// The request id the check's events carry: the answer's, or the one kept for later.
+fn request_id_of(outcome: &Outcome) -> Option<&str> {
+    match outcome {
+        Outcome::Answered { answer, .. } => Some(&answer.request_id),
+        Outcome::Unreachable { pending, .. } => Some(&pending.request_id),
+        _ => None,
     }
 }
 

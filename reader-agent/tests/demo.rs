@@ -50,6 +50,11 @@ fn the_demo_verifies_the_genuine_card_refuses_the_bad_ones_and_reports_figures()
     assert!(altered.contains("presence FAILED"), "{stdout}");
     assert!(!altered.contains("Chip: VERIFIED"), "{stdout}");
 
+    // The photo, read after the answer over the same session, and what it cost.
+    let photo = section(&stdout, "== The photo");
+    assert!(photo.contains("Photo from the chip available"), "{stdout}");
+    assert!(photo.contains("Photo: 15360 B in "), "{stdout}");
+
     // The figures: each phase, the insertion-to-answer time, the APDU counts and the minimum.
     for phase in [
         "card seen after insertion",

@@ -31,6 +31,7 @@ use reader_agent::demo::backend::InProcessBackend;
 use reader_agent::demo::cards::{self, CardKind, qr_text};
 use reader_agent::demo::wait_until_empty;
 use reader_agent::desk::{self, FileConfig, Lang, Outcome, Timings};
+use reader_agent::face::{self, FaceFailure};
 use reader_agent::his::HisConfig;
 use reader_agent::read::{Access, ChipRead, DeskKey, ReadFailure, Unproven, Verdict};
 use reader_agent::station::Station;
@@ -39,6 +40,9 @@ use support::{PrivateReader, WAIT};
 use tokio::io::AsyncWriteExt;
 
 use backend::{audit_kinds, backend, checks_recorded};
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
+use emrtd::virtual_card::FileLog;
 
 /// A desk: its reader (a private pcscd), a running backend, the holder of the cards, and the
 /// agent's configuration for that reader.
@@ -74,6 +78,19 @@ impl Desk {
     /// Puts the holder's card of `kind` on the reader.
     fn insert(&self, kind: CardKind, behaviour: Behaviour) -> InsertedCard {
         cards::insert(
+            self.reader.port,
+            &self.issuer,
+            &self.person,
+            kind,
+            behaviour,
+            WAIT,
+        )
+        .unwrap_or_else(|e| panic!("{e}; pcscd log:\n{}", self.reader.pcscd.log()))
+    }
+
+    /// [`Self::insert`], with the log of the files the chip is asked for.
+    fn insert_logged(&self, kind: CardKind, behaviour: Behaviour) -> (InsertedCard, FileLog) {
+        cards::insert_logged(
             self.reader.port,
             &self.issuer,
             &self.person,
@@ -695,4 +712,203 @@ async fn run_takes_a_key_from_the_his_keeps_the_check_while_the_backend_is_down_
         })
         .count();
     assert_eq!(left, 0);
+}
+
+/// The face is read only when configured, and then only after the answer, over the same card
+/// session; the APDUs of the check are what the chip's log and counters say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dg2_is_read_only_when_configured_after_the_answer_and_a_card_pulled_first_is_named() {
+    let desk = Desk::start("BHYT Face Check PCD").await;
+    let key = desk.typed_id();
+    assert!(!desk.config.display_face, "off unless configured");
+
+    // Off: the check is answered and verified, and the chip is never asked for DG2 (the log
+    // shows it is asked for the files the check reads, so an empty log proves nothing).
+    let (card, log) = desk.insert_logged(CardKind::Genuine, Behaviour::default());
+    let (outcome, _, open) =
+        tokio::time::timeout(WAIT * 2, desk::check_keeping(&desk.config, &key, false))
+            .await
+            .expect("the check finishes");
+    assert_chip_verified(&desk, &outcome).await;
+    assert!(open.is_none());
+    assert!(log.touched_data_group(13), "{:?}", log.files());
+    assert!(!log.touched_data_group(2), "{:?}", log.files());
+    // Every APDU of the check, as the card counted them.
+    let check_apdus = card.counters().apdus();
+    let (read, _) = answered(&outcome);
+    assert_eq!(u64::from(read.stats.total().apdus), check_apdus);
+    desk.remove(card);
+
+    // On: the same answer, then DG2 over the session the check kept open: exactly the photo's
+    // bytes, after the check's own APDUs.
+    let face_config = FileConfig {
+        display_face: true,
+        ..desk.config.clone()
+    };
+    let (card, log) = desk.insert_logged(CardKind::Genuine, Behaviour::default());
+    let (outcome, _, open) = tokio::time::timeout(
+        WAIT * 2,
+        desk::check_keeping(&face_config, &key, face_config.display_face),
+    )
+    .await
+    .expect("the check finishes");
+    assert_chip_verified(&desk, &outcome).await;
+    assert!(!log.touched_data_group(2), "not before the answer");
+    let face = desk::read_face(open.expect("the session kept open")).await;
+    let photo = face.result.as_ref().expect("the photo");
+    assert_eq!(photo.image, cards::face_image(&desk.person));
+    assert_eq!(photo.media_type(), "image/jpeg");
+    assert_eq!(log.files().last(), Some(&0x0102), "{:?}", log.files());
+    let face_apdus = card.counters().apdus() - check_apdus;
+    assert_eq!(u64::from(face.apdus.apdus), face_apdus);
+    eprintln!(
+        "face: {} bytes in {} APDUs ({} B received), {:?} after the answer (reported, not \
+         asserted)",
+        photo.image.len(),
+        face.apdus.apdus,
+        face.apdus.bytes_received,
+        face.elapsed
+    );
+    let line = face::render(&face, Lang::En);
+    assert!(line.contains("Photo from the chip available"), "{line}");
+    // One line about the photo, never the image itself.
+    assert!(line.len() < 200 && !line.contains('\n'), "{line}");
+    desk.remove(card);
+
+    // Pulled after the check's last APDU, before the photo: the answer stands, the photo is
+    // named as not read.
+    let pulled = Behaviour {
+        pull_after_apdus: Some(check_apdus),
+        ..Behaviour::default()
+    };
+    let card = desk.insert(CardKind::Genuine, pulled);
+    let (outcome, _, open) =
+        tokio::time::timeout(WAIT * 2, desk::check_keeping(&face_config, &key, true))
+            .await
+            .expect("the check finishes");
+    assert_chip_verified(&desk, &outcome).await;
+    let face = desk::read_face(open.expect("the session kept open")).await;
+    assert_eq!(face.result, Err(FaceFailure::Removed));
+    let line = face::render(&face, Lang::Vi);
+    assert!(line.contains("KHÔNG hiển thị ảnh"), "{line}");
+    assert!(line.contains("thẻ bị nhấc ra"), "{line}");
+    card.remove();
+    assert!(wait_until_empty(&desk.reader.name, WAIT));
+}
+
+/// `run` with `display_face`: the HIS gets the answer, then the photo; a photo replaced after
+/// signing is named and never sent, and the answer before it is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_sends_the_face_after_the_answer_and_never_a_photo_that_fails_the_sod() {
+    let desk = Desk::start("BHYT Face Run PCD").await;
+    let id = desk.person.citizen_id.clone().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let his = HisConfig {
+        listen: "127.0.0.1:0".into(),
+        token_file: dir.path().join("his-token"),
+        max_streams: 2,
+        events_kept: 100,
+    };
+    let config = FileConfig {
+        his: Some(his.clone()),
+        display_face: true,
+        ..desk.config.clone()
+    };
+    let station = Station::start(config, Lang::En)
+        .await
+        .expect("the station starts");
+    let addr = station.his_addr().unwrap();
+    let token = std::fs::read_to_string(&his.token_file).unwrap();
+    let (mut keys, input) = tokio::io::duplex(4096);
+    let console = Console::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(
+        station.run(tokio::io::BufReader::new(input), console.clone(), async {
+            let _ = stopped.await;
+        }),
+    );
+    let mut stream = his_client::Stream::open(addr, token.trim(), None).await;
+    let desk_only = |messages: &[his_client::Message]| -> Vec<String> {
+        messages
+            .iter()
+            .map(|m| m.event.clone())
+            .filter(|kind| kind != "reader_added")
+            .collect()
+    };
+
+    // Genuine: the answer, then the face with exactly the photo's bytes.
+    keys.write_all(format!("{id}\n").as_bytes()).await.unwrap();
+    until(&mut stream, "check_started").await;
+    let (card, log) = desk.insert_logged(CardKind::Genuine, Behaviour::default());
+    let events = tokio::time::timeout(WAIT * 2, until(&mut stream, "face"))
+        .await
+        .unwrap_or_else(|_| panic!("no face; pcscd log:\n{}", desk.reader.pcscd.log()));
+    assert_eq!(
+        desk_only(&events),
+        ["card_inserted", "check_answered", "face"]
+    );
+    let answered = &events[events.len() - 2].data;
+    assert_eq!(answered["chip"]["verified"], true, "{answered}");
+    let face = &events.last().unwrap().data;
+    assert_eq!(face["check"], 1);
+    assert_eq!(face["request_id"], answered["request_id"]);
+    assert_eq!(face["media_type"], "image/jpeg");
+    assert_eq!(face["verified_by_sod"], true);
+    assert_eq!(face["byte_size"], cards::FACE_BYTES);
+    let image = BASE64_STANDARD
+        .decode(face["image_base64"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(image, cards::face_image(&desk.person));
+    assert!(log.touched_data_group(2));
+    // The pull endpoint serves the same event.
+    let pulled = his_client::json(
+        his_client::get(
+            addr,
+            &format!("/v1/events?after={}", events[events.len() - 2].id),
+            &[("authorization", &his_client::bearer(token.trim()))],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(pulled["events"][0], *face);
+    card.remove();
+    until(&mut stream, "card_removed").await;
+    assert!(wait_until_empty(&desk.reader.name, WAIT));
+
+    // DG2 replaced after signing: the same verified answer, then "not shown", no face event.
+    keys.write_all(format!("{id}\n").as_bytes()).await.unwrap();
+    until(&mut stream, "check_started").await;
+    let card = desk.insert(CardKind::TamperedFace, Behaviour::default());
+    let events = tokio::time::timeout(WAIT * 2, until(&mut stream, "face_not_shown"))
+        .await
+        .expect("the photo is named as not shown");
+    assert_eq!(
+        desk_only(&events),
+        ["card_inserted", "check_answered", "face_not_shown"]
+    );
+    let answered = &events[events.len() - 2].data;
+    assert_eq!(answered["chip"]["verified"], true, "{answered}");
+    assert_eq!(answered["answer"]["result"], "CARD_VALID");
+    let refused = &events.last().unwrap().data;
+    assert_eq!(refused["reason"], "hash_mismatch");
+    assert_eq!(refused["request_id"], answered["request_id"]);
+    assert!(refused.get("image_base64").is_none());
+    card.remove();
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(WAIT, run)
+        .await
+        .expect("the station stops")
+        .unwrap()
+        .unwrap();
+    let text = console.text();
+    assert!(text.contains("Photo from the chip available"), "{text}");
+    assert!(
+        text.contains("Photo NOT shown: DG2 does not match its hash in EF.SOD"),
+        "{text}"
+    );
+    assert!(text.contains("The coverage answer above stands"), "{text}");
+    // Never the image on the console.
+    let prefix = BASE64_STANDARD.encode(&image[..30]);
+    assert!(!text.contains(&prefix), "{text}");
 }

@@ -172,6 +172,28 @@ impl PassiveAuthentication {
     }
 }
 
+/// One data group (file bytes as read) against the hash EF.SOD holds for it, under `policy`:
+/// the check passive authentication makes of each data group it is given, also for a data
+/// group read after it (the face, DG2, read only when the desk displays it). Says nothing about
+/// the SOD's own signature: pair it with a report whose other links held.
+pub fn check_data_group(
+    sod: &sod::Sod<'_>,
+    number: u8,
+    bytes: &[u8],
+    policy: Policy,
+) -> DataGroupCheck {
+    let lso = &sod.security_object;
+    let hash_algorithm = HashAlgorithm::from_oid(lso.hash_algorithm.oid);
+    let sha1_refused = hash_algorithm == Some(HashAlgorithm::Sha1) && !policy.allow_sha1;
+    match (hash_algorithm, lso.hash_of(number)) {
+        (_, None) => DataGroupCheck::NotInSod,
+        (None, Some(_)) => DataGroupCheck::UnsupportedHash,
+        (Some(_), Some(_)) if sha1_refused => DataGroupCheck::UnsupportedHash,
+        (Some(h), Some(signed)) if h.digest(bytes) == signed => DataGroupCheck::Matched,
+        (Some(_), Some(_)) => DataGroupCheck::Mismatched,
+    }
+}
+
 /// Runs passive authentication of `data_groups` (number -> file bytes as read) against `sod`
 /// (EF.SOD as read), with the CSCAs and CRLs of `store`, at time `at`.
 ///
@@ -186,20 +208,10 @@ pub fn passive_authentication(
     let sod = sod::parse(sod_bytes)?;
     let lso = &sod.security_object;
     let hash_algorithm = HashAlgorithm::from_oid(lso.hash_algorithm.oid);
-    let sha1_refused = hash_algorithm == Some(HashAlgorithm::Sha1) && !policy.allow_sha1;
     let mut sha1_accepted = hash_algorithm == Some(HashAlgorithm::Sha1) && policy.allow_sha1;
     let checks = data_groups
         .iter()
-        .map(|(&n, bytes)| {
-            let check = match (hash_algorithm, lso.hash_of(n)) {
-                (_, None) => DataGroupCheck::NotInSod,
-                (None, Some(_)) => DataGroupCheck::UnsupportedHash,
-                (Some(_), Some(_)) if sha1_refused => DataGroupCheck::UnsupportedHash,
-                (Some(h), Some(signed)) if h.digest(bytes) == signed => DataGroupCheck::Matched,
-                (Some(_), Some(_)) => DataGroupCheck::Mismatched,
-            };
-            (n, check)
-        })
+        .map(|(&n, bytes)| (n, check_data_group(&sod, n, bytes, policy)))
         .collect();
 
     let signer = sod.signer().ok_or(SodError::NoSigner)?;

@@ -482,10 +482,25 @@ impl TestIssuer {
         person: &build::Dg13Person<'_>,
         aa: &VirtualAa,
     ) -> FileSystem {
+        self.card_files_with_face(mrz, person, aa, None)
+    }
+
+    /// [`Self::card_files`] with DG2 (the face) when given, listed in EF.COM and hashed in
+    /// EF.SOD like every other data group.
+    pub fn card_files_with_face(
+        &self,
+        mrz: &build::Td1Fields<'_>,
+        person: &build::Dg13Person<'_>,
+        aa: &VirtualAa,
+        dg2: Option<&[u8]>,
+    ) -> FileSystem {
         let dg1 = build::dg1(&build::td1_mrz(mrz));
         let dg13 = build::dg13(person);
         let dg15 = aa.dg15().to_vec();
         let mut groups: Vec<(u8, &[u8])> = vec![(1, &dg1), (13, &dg13), (15, &dg15)];
+        if let Some(dg2) = dg2 {
+            groups.push((2, dg2));
+        }
         if let Some(dg14) = aa.dg14() {
             groups.push((14, dg14));
         }

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use cccd_authenticity::chain::ChainError;
 use cccd_authenticity::crl::Revocation;
-use cccd_authenticity::passive::{DataGroupCheck, Policy, passive_authentication};
+use cccd_authenticity::passive::{
+    DataGroupCheck, Policy, check_data_group, passive_authentication,
+};
 use cccd_authenticity::signed::SignedDataError;
 use cccd_authenticity::trust::TrustStore;
 use cccd_authenticity::verify::{NamedCurve, Verified, VerifyError};
@@ -145,6 +147,38 @@ fn data_group_changed_after_signing_is_detected() {
     let unproven = report.unproven();
     assert_eq!(unproven.len(), 2, "{unproven:?}");
     assert!(unproven[0].contains("DG2") && unproven[1].contains("DG13"));
+}
+
+#[test]
+fn a_data_group_read_later_is_checked_against_the_same_sod() {
+    // DG2 (the face) is read after passive authentication, only when displayed: the same
+    // check applies to it alone. Fails if the later check did not hash and compare.
+    let csca = pki::csca(CSCA_NAME, 0x13);
+    let ds = ds(&csca, 2, Key::bp256(0x23));
+    let image = build::synthetic_jpeg(2000, 5);
+    let face = build::dg2(&build::FaceRecord::new(
+        emrtd::lds::dg2::FaceRecordVersion::V2005,
+        &image,
+    ));
+    let mut dgs = data_groups();
+    dgs.insert(2, face.clone());
+    let signed = sod(&ds, &dgs);
+    let parsed = emrtd::lds::sod::parse(&signed).unwrap();
+    let policy = Policy::default();
+    assert_eq!(
+        check_data_group(&parsed, 2, &face, policy),
+        DataGroupCheck::Matched
+    );
+    let mut altered = face.clone();
+    altered[60] ^= 0x01;
+    assert_eq!(
+        check_data_group(&parsed, 2, &altered, policy),
+        DataGroupCheck::Mismatched
+    );
+    assert_eq!(
+        check_data_group(&parsed, 3, &face, policy),
+        DataGroupCheck::NotInSod
+    );
 }
 
 #[test]

@@ -4,7 +4,8 @@
 use std::fs;
 use std::path::Path;
 
-use emrtd::lds::build::{self, Dg13Person, OldIdField, ParentsLayout, Td1Fields};
+use emrtd::lds::build::{self, Dg13Person, FaceRecord, OldIdField, ParentsLayout, Td1Fields};
+use emrtd::lds::dg2::FaceRecordVersion;
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new("corpus").join(target);
@@ -55,6 +56,18 @@ fn main() {
     write("dg1", "td1", mrz.as_bytes());
     for (i, dg13) in dg13s.iter().enumerate() {
         write("dg13", &format!("layout{i}"), dg13);
+    }
+    let jpeg = build::synthetic_jpeg(600, 1);
+    for (name, version) in [
+        ("v2005", FaceRecordVersion::V2005),
+        ("v2011", FaceRecordVersion::V2011),
+    ] {
+        let record = FaceRecord {
+            points: 2,
+            quality_blocks: 1,
+            ..FaceRecord::new(version, &jpeg)
+        };
+        write("dg2", name, &build::dg2(&record));
     }
     write("sod", "openssl", openssl_sod);
     write("sod", "built", &built_sod);

@@ -172,6 +172,7 @@ impl InProcessBackend {
             spool_key_file: None,
             spool_max_entries: None,
             his: None,
+            display_face: false,
         }
     }
 

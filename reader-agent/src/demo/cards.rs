@@ -1,6 +1,8 @@
 //! The virtual CCCDs the demo and the tests put on the vpcd reader: a registry person's genuine
 //! card under the test PKI, and the bad cards the desk must name (a clone, altered data, a
-//! forger's issuer, a card that refuses PACE).
+//! forger's issuer, a card that refuses PACE, a photo replaced after signing). Every card holds
+//! a face in DG2 (a synthetic JPEG of [`FACE_BYTES`], as large as real CCCD photos), hashed in
+//! its EF.SOD like the other data groups.
 
 use std::time::Duration;
 
@@ -9,11 +11,12 @@ use cccd_authenticity::test_pki::TestIssuer;
 use emrtd::cccd::date::Date;
 use emrtd::cccd::expiry::{CardExpiry, card_expiry};
 use emrtd::cccd::mrz::BacKeyMaterial;
-use emrtd::lds::build::{self, Dg13Person};
+use emrtd::lds::build::{self, Dg13Person, FaceRecord};
 use emrtd::lds::dg1;
+use emrtd::lds::dg2::FaceRecordVersion;
 use emrtd::virtual_card::aa::{AaHash, VirtualAa};
 use emrtd::virtual_card::pace::VirtualPace;
-use emrtd::virtual_card::{Faults, VirtualCard};
+use emrtd::virtual_card::{Faults, FileLog, VirtualCard};
 
 use super::backend::with_card;
 use crate::vpcd::{Behaviour, BridgeError, CONTACTLESS_ATR, InsertedCard, VirtualReader};
@@ -35,6 +38,28 @@ pub enum CardKind {
     UntrustedSigner,
     /// A genuine card that refuses PACE: readable with BAC and the MRZ key from the QR code.
     PaceRefused,
+    /// A genuine card whose photo (DG2) was replaced after signing: everything the check
+    /// needs verifies, the photo does not match its hash.
+    TamperedFace,
+}
+
+/// Size of the photo on every virtual card.
+pub const FACE_BYTES: usize = 15 * 1024;
+
+/// The photo on `person`'s genuine card: exactly the bytes a desk must hand on.
+pub fn face_image(person: &CardRecord) -> Vec<u8> {
+    let seed = person
+        .citizen_id
+        .as_deref()
+        .unwrap_or_default()
+        .bytes()
+        .fold(0u8, |acc, b| acc.wrapping_add(b));
+    build::synthetic_jpeg(FACE_BYTES, seed)
+}
+
+/// DG2 around `image` (ISO/IEC 19794-5:2005, as older eMRTDs write it).
+fn dg2(image: &[u8]) -> Vec<u8> {
+    build::dg2(&FaceRecord::new(FaceRecordVersion::V2005, image))
 }
 
 /// The issue date as the card's `Date`.
@@ -84,6 +109,19 @@ pub fn insert(
     behaviour: Behaviour,
     wait: Duration,
 ) -> Result<InsertedCard, BridgeError> {
+    insert_logged(port, issuer, person, kind, behaviour, wait).map(|(card, _)| card)
+}
+
+/// [`insert`], and the log of the application files the chip is asked for.
+pub fn insert_logged(
+    port: u16,
+    issuer: &TestIssuer,
+    person: &CardRecord,
+    kind: CardKind,
+    behaviour: Behaviour,
+    wait: Duration,
+) -> Result<(InsertedCard, FileLog), BridgeError> {
+    let face = dg2(&face_image(person));
     let expiry = mrz_expiry(person);
     let genuine_aa = VirtualAa::ecdsa_p256(AaHash::Sha256);
     let look_alike;
@@ -94,13 +132,14 @@ pub fn insert(
         issuer
     };
     let (mut files, mrz_information) = with_card(person, expiry.as_deref(), |mrz, holder| {
-        let files = signer.card_files(
+        let files = signer.card_files_with_face(
             mrz,
             &Dg13Person {
                 issue_date: ISSUED,
                 ..holder.clone()
             },
             &genuine_aa,
+            Some(&face),
         );
         let dg1 = build::dg1(&build::td1_mrz(mrz));
         let bac = dg1::parse(&dg1)
@@ -118,6 +157,12 @@ pub fn insert(
         });
         files = files.with_data_group(13, altered);
     }
+    if kind == CardKind::TamperedFace {
+        // Another photo of the same size, put in after the issuer signed.
+        let mut other = face_image(person);
+        other[100] ^= 0x01;
+        files = files.with_data_group(2, dg2(&other));
+    }
     let aa = if kind == CardKind::Clone {
         VirtualAa::clone_of(&genuine_aa)
     } else {
@@ -130,7 +175,9 @@ pub fn insert(
         .unwrap_or_default()
         .to_owned();
     let refuse_pace = kind == CardKind::PaceRefused;
-    VirtualReader::on_port(port).insert_one(
+    let log = FileLog::new();
+    let card_log = log.clone();
+    let card = VirtualReader::on_port(port).insert_one(
         move || {
             VirtualCard::new(files)
                 .with_bac(&mrz_information)
@@ -140,9 +187,11 @@ pub fn insert(
                     refuse_pace,
                     ..Faults::default()
                 })
+                .with_file_log(card_log)
         },
         &CONTACTLESS_ATR,
         behaviour,
         wait,
-    )
+    )?;
+    Ok((card, log))
 }

@@ -12,6 +12,7 @@ use super::backend::{BackendSetupError, InProcessBackend};
 use super::cards::{self, CardKind};
 use super::wait_until_empty;
 use crate::desk::{self, FileConfig, Lang, Outcome, Timings};
+use crate::face;
 use crate::pcscd::{PcscdError, PrivatePcscd, exclusive};
 use crate::read::{ChipRead, DeskKey};
 use crate::vpcd::{Behaviour, BridgeError};
@@ -122,6 +123,22 @@ pub struct DemoSummary {
     pub genuine_verified: bool,
     /// Whether the clone and the altered card were both answered without "chip verified".
     pub bad_cards_refused: bool,
+    /// The photo read after a genuine check's answer (`display_face`), when it was shown.
+    pub face: Option<FaceCost>,
+}
+
+/// What the photo costs on top of the check: it is read after the answer, so it delays no
+/// answer, only the photo's own display.
+#[derive(Debug, Clone, Copy)]
+pub struct FaceCost {
+    /// The photo's bytes.
+    pub bytes: usize,
+    /// READ BINARY commands of DG2.
+    pub apdus: u32,
+    /// Bytes received for them (secure messaging included).
+    pub bytes_received: u64,
+    /// From the request for DG2 to the checked image.
+    pub elapsed: Duration,
 }
 
 /// Runs the demo, writing what the desk shows and the figures to `out`. Takes the private-pcscd
@@ -204,6 +221,7 @@ async fn flow(
         summary.runs.push(measured);
     }
     print_figures(&summary.runs, out)?;
+    summary.face = face_check(&config, &key, port, &issuer, &person, options.lang, out).await?;
 
     summary.bad_cards_refused = true;
     for (kind, title) in [
@@ -296,6 +314,78 @@ async fn timed_check(
         _ => Measured::default(),
     };
     Ok((outcome, measured))
+}
+
+/// A genuine check with `display_face`: the answer, then the photo over the same session, and
+/// what the photo cost.
+async fn face_check(
+    config: &FileConfig,
+    key: &DeskKey,
+    port: u16,
+    issuer: &TestIssuer,
+    person: &bhyt_verify::coverage::CardRecord,
+    lang: Lang,
+    out: &mut dyn Write,
+) -> Result<Option<FaceCost>, DemoError> {
+    let config = FileConfig {
+        display_face: true,
+        ..config.clone()
+    };
+    let card = tokio::task::block_in_place(|| {
+        cards::insert(
+            port,
+            issuer,
+            person,
+            CardKind::Genuine,
+            Behaviour::default(),
+            WAIT,
+        )
+    })?;
+    let checked = tokio::time::timeout(WAIT * 2, async {
+        let (outcome, _, open) = desk::check_keeping(&config, key, true).await;
+        let face = match open {
+            Some(open) => Some(desk::read_face(open).await),
+            None => None,
+        };
+        (outcome, face)
+    })
+    .await
+    .map_err(|_| DemoError::Unexpected(format!("a check took over {:?}", WAIT * 2)))?;
+    drop(card);
+    tokio::task::block_in_place(|| {
+        wait_until_empty(config.reader.as_deref().unwrap_or_default(), WAIT)
+    });
+    let (outcome, face) = checked;
+    let (Outcome::Answered { read, .. }, Some(face)) = (&outcome, face) else {
+        return Err(DemoError::Unexpected(format!(
+            "the genuine card with display_face was not answered: {outcome:?}"
+        )));
+    };
+    writeln!(
+        out,
+        "\n== The photo (display_face = true), read after the answer ==\n{}",
+        face::render(&face, lang)
+    )?;
+    let Ok(photo) = &face.result else {
+        return Ok(None);
+    };
+    let cost = FaceCost {
+        bytes: photo.image.len(),
+        apdus: face.apdus.apdus,
+        bytes_received: face.apdus.bytes_received,
+        elapsed: face.elapsed,
+    };
+    writeln!(
+        out,
+        "Photo: {} B in {} APDU(s) ({} B received), {} after the answer; the check itself took \
+         {} APDUs and the answer did not wait for the photo",
+        cost.bytes,
+        cost.apdus,
+        cost.bytes_received,
+        ms(cost.elapsed),
+        read.stats.total().apdus
+    )?;
+    Ok(Some(cost))
 }
 
 /// A check with the demo's bound.

@@ -15,7 +15,7 @@ mod flow;
 use std::time::{Duration, Instant};
 
 #[cfg(unix)]
-pub use flow::{DemoError, DemoOptions, DemoSummary, Measured, run};
+pub use flow::{DemoError, DemoOptions, DemoSummary, FaceCost, Measured, run};
 
 /// Waits until pcscd reports no card on `reader` (it polls vpcd about every 400 ms, so a card
 /// just taken off can still be listed as present, and the next check would find it); `false`

@@ -73,7 +73,8 @@ pub fn bearer(token: &str) -> String {
 /// An event stream being read: frames are cut into SSE messages.
 pub struct Stream {
     body: Incoming,
-    text: String,
+    /// Bytes received and not yet cut into messages (a large event spans several frames).
+    text: Vec<u8>,
 }
 
 /// One SSE message: its id, event name and data.
@@ -100,15 +101,17 @@ impl Stream {
         );
         Stream {
             body: response.into_body(),
-            text: String::new(),
+            text: Vec::new(),
         }
     }
 
     /// The next message, skipping keep-alive comments; `None` when the stream ends.
     pub async fn next(&mut self) -> Option<Message> {
         loop {
-            if let Some(end) = self.text.find("\n\n") {
-                let block: String = self.text.drain(..end + 2).collect();
+            if let Some(end) = self.text.windows(2).position(|w| w == b"\n\n") {
+                // Cut at a message's end, so a character split across frames is whole again.
+                let bytes: Vec<u8> = self.text.drain(..end + 2).collect();
+                let block = String::from_utf8(bytes).expect("UTF-8 messages");
                 let (mut id, mut event, mut data) = (None, None, None);
                 for line in block.lines() {
                     if let Some(v) = line.strip_prefix("id: ") {
@@ -129,7 +132,7 @@ impl Stream {
                 .expect("a frame in time")?
                 .ok()?;
             if let Ok(bytes) = frame.into_data() {
-                self.text.push_str(std::str::from_utf8(&bytes).unwrap());
+                self.text.extend_from_slice(&bytes);
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Encoders of LDS files for tests and the virtual card: EF.COM, DG1 (check digits computed),
-//! DG13 in the layouts seen on real cards, DG14, and an EF.SOD with the real hashes of given
-//! data groups.
+//! DG2 around given image bytes, DG13 in the layouts seen on real cards, DG14, and an EF.SOD
+//! with the real hashes of given data groups.
 //!
 //! They write what a card holds; the parsers in this crate are tested against them and, where
 //! an independent reference exists (ICAO's MRZ example, an OpenSSL-made SignedData), against
@@ -22,6 +22,10 @@ use crate::bac::check_digit;
 use crate::lds::com::{COM_TAG, LDS_VERSION_TAG, TAG_LIST_TAG, UNICODE_VERSION_TAG};
 use crate::lds::data_group_tag;
 use crate::lds::dg1::{DG1_TAG, MRZ_TAG};
+use crate::lds::dg2::{
+    COUNT_TAG, DATA_BLOCK_TAG, DG2_TAG, FORMAT_ID, FaceRecordVersion, GROUP_TAG, HEADER_TAG,
+    TEMPLATE_TAG,
+};
 use crate::lds::dg14::{DG14_TAG, ID_AA, ID_PK_ECDH};
 use crate::lds::sod::{
     DataGroupHashDer, ID_CONTENT_TYPE, ID_LDS_SECURITY_OBJECT, ID_MESSAGE_DIGEST, ID_SIGNED_DATA,
@@ -123,6 +127,139 @@ pub fn td1_mrz(f: &Td1Fields<'_>) -> String {
 /// DG1 around a 90-character MRZ.
 pub fn dg1(mrz: &str) -> Vec<u8> {
     tlv::encoded(DG1_TAG, &tlv::encoded(MRZ_TAG, mrz.as_bytes()))
+}
+
+/// A facial record to wrap in DG2: the edition, the image, and how many optional entries its
+/// headers carry (each written with placeholder values), so parsers are tested skipping them.
+#[derive(Clone, Copy, Debug)]
+pub struct FaceRecord<'a> {
+    pub version: FaceRecordVersion,
+    pub image: &'a [u8],
+    pub width: u16,
+    pub height: u16,
+    /// Feature points (2005) or landmark points (2011).
+    pub points: u16,
+    /// Quality blocks (2011 only).
+    pub quality_blocks: u8,
+}
+
+impl<'a> FaceRecord<'a> {
+    /// A 480x640 portrait with no optional entries.
+    pub fn new(version: FaceRecordVersion, image: &'a [u8]) -> Self {
+        FaceRecord {
+            version,
+            image,
+            width: 480,
+            height: 640,
+            points: 0,
+            quality_blocks: 0,
+        }
+    }
+}
+
+fn u32_len(n: usize) -> [u8; 4] {
+    u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes()
+}
+
+/// The ISO/IEC 19794-5 facial record (one image) of the given edition.
+pub fn facial_record(r: &FaceRecord<'_>) -> Vec<u8> {
+    let points = usize::from(r.points);
+    let mut image_information = vec![0x01, 0x00];
+    image_information.extend(r.width.to_be_bytes());
+    image_information.extend(r.height.to_be_bytes());
+    let mut body = Vec::new();
+    let header_len = match r.version {
+        FaceRecordVersion::V2005 => {
+            // Facial information: gender, eye and hair colour, feature mask, expression, pose
+            // angles and their uncertainty, all "unspecified".
+            let block_len = 20 + 8 * points + 12 + r.image.len();
+            body.extend(u32_len(block_len));
+            body.extend(r.points.to_be_bytes());
+            body.extend([0u8; 14]);
+            for i in 0..points {
+                body.extend([0x01, 0x11, 0, i as u8, 0, i as u8, 0, 0]);
+            }
+            // Colour space, source type, device type, quality.
+            image_information.extend([0x01, 0x02, 0, 0, 0, 0]);
+            body.extend(&image_information);
+            body.extend(r.image);
+            14
+        }
+        FaceRecordVersion::V2011 => {
+            let quality = usize::from(r.quality_blocks);
+            let rep_len = 18 + 1 + 5 * quality + 17 + 8 * points + 11 + r.image.len();
+            body.extend(u32_len(rep_len));
+            // Capture date and time (2026-01-02 03:04:05.006), device technology, vendor, type.
+            body.extend([0x07, 0xEA, 1, 2, 3, 4, 5, 0, 6, 0, 0, 0, 0, 0]);
+            body.push(r.quality_blocks);
+            for _ in 0..quality {
+                body.extend([90, 0x01, 0x01, 0x00, 0x01]);
+            }
+            body.extend(r.points.to_be_bytes());
+            body.extend([0u8; 15]);
+            for i in 0..points {
+                body.extend([0x01, 0x11, 0, i as u8, 0, i as u8, 0, 0]);
+            }
+            // Spatial sampling rate, post-acquisition processing, cross reference, colour space.
+            image_information.extend([0, 0, 0, 0, 0x01]);
+            body.extend(&image_information);
+            body.extend(r.image);
+            17
+        }
+    };
+    let mut record = Vec::with_capacity(header_len + body.len());
+    record.extend(FORMAT_ID);
+    record.extend(r.version.bytes());
+    record.extend(u32_len(header_len + body.len()));
+    record.extend(1u16.to_be_bytes());
+    if r.version == FaceRecordVersion::V2011 {
+        // Certification flag, temporal semantics.
+        record.extend([0, 0, 0]);
+    }
+    record.extend(body);
+    record
+}
+
+/// DG2 with one instance whose biometric data block (tag `block_tag`) holds `record`, after a
+/// biometric header template naming the face and the ISO/IEC 19794-5 format.
+pub fn dg2_around(block_tag: Tag, record: &[u8]) -> Vec<u8> {
+    let mut header = Vec::new();
+    tlv::encode(Tag::new(0x80), &[0x01, 0x01], &mut header);
+    tlv::encode(Tag::new(0x81), &[0x02], &mut header);
+    tlv::encode(Tag::new(0x87), &[0x01, 0x01], &mut header);
+    tlv::encode(Tag::new(0x88), &[0x00, 0x08], &mut header);
+    let mut template = tlv::encoded(HEADER_TAG, &header);
+    tlv::encode(block_tag, record, &mut template);
+    let mut group = tlv::encoded(COUNT_TAG, &[1]);
+    tlv::encode(TEMPLATE_TAG, &template, &mut group);
+    tlv::encoded(DG2_TAG, &tlv::encoded(GROUP_TAG, &group))
+}
+
+/// DG2 around one facial record.
+pub fn dg2(record: &FaceRecord<'_>) -> Vec<u8> {
+    dg2_around(DATA_BLOCK_TAG, &facial_record(record))
+}
+
+/// `len` bytes shaped like a baseline JPEG (SOI, an APP0 "JFIF" segment, filler from `seed`,
+/// EOI), for faces in tests and the demo: a parser or a hash sees a JPEG's size and first
+/// bytes; no viewer is promised a picture.
+pub fn synthetic_jpeg(len: usize, seed: u8) -> Vec<u8> {
+    let head = [
+        0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00, 0x01, 0x01, 0x00, 0x00,
+        0x01, 0x00, 0x01, 0x00, 0x00,
+    ];
+    let mut out: Vec<u8> = head.iter().copied().take(len).collect();
+    let mut state = u32::from(seed) | 0x100;
+    while out.len() + 2 < len {
+        // A small linear congruential filler; 0xFF avoided so no marker appears by chance.
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        out.push(((state >> 16) as u8).min(0xFE));
+    }
+    if len >= head.len() + 2 {
+        out.extend([0xFF, 0xD9]);
+    }
+    out.truncate(len);
+    out
 }
 
 /// How DG13 nests the parents' names (field 13): real cards differ.

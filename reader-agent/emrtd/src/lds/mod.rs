@@ -8,6 +8,7 @@ pub mod com;
 pub mod dg1;
 pub mod dg14;
 pub mod dg15;
+pub mod dg2;
 pub mod sod;
 
 /// Tag of EF.COM.

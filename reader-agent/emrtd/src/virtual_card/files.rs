@@ -32,6 +32,13 @@ impl FileSystem {
         self
     }
 
+    /// Takes the file with this file identifier out of the application (a card lacking a file
+    /// its EF.SOD lists).
+    pub fn without_file(mut self, fid: u16) -> Self {
+        self.application.remove(&fid);
+        self
+    }
+
     /// Puts data group `n` (1..=16) in the application.
     pub fn with_data_group(self, n: u8, bytes: impl Into<Vec<u8>>) -> Self {
         self.with_file(0x0100 | u16::from(n), bytes)

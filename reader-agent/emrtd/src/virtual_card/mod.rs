@@ -25,6 +25,40 @@ use ca::VirtualCa;
 pub use files::FileSystem;
 use sm::CardSession;
 
+/// The application files the card was asked for (selected, or read by short file id, whether
+/// or not they exist), in order:
+/// what tests inspect to show a file was or was not read. Clones share one log, so a test
+/// keeps one while the card it was given to serves a reader elsewhere.
+#[derive(Clone, Debug, Default)]
+pub struct FileLog(std::sync::Arc<std::sync::Mutex<Vec<u16>>>);
+
+impl FileLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The file ids asked for so far.
+    pub fn files(&self) -> Vec<u16> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether data group `n` was asked for.
+    pub fn touched_data_group(&self, n: u8) -> bool {
+        self.files().contains(&(0x0100 | u16::from(n)))
+    }
+
+    fn record(&self, fid: u16) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(fid);
+    }
+}
+
 /// The eMRTD application identifier.
 const EMRTD_AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x02, 0x47, 0x10, 0x01];
 
@@ -124,6 +158,7 @@ pub struct VirtualCard {
     current_ef: Option<u16>,
     session: Option<CardSession>,
     commands: u64,
+    log: Option<FileLog>,
 }
 
 impl VirtualCard {
@@ -142,6 +177,21 @@ impl VirtualCard {
             current_ef: None,
             session: None,
             commands: 0,
+            log: None,
+        }
+    }
+
+    /// Records every application file asked for in `log`.
+    pub fn with_file_log(mut self, log: FileLog) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    fn log_file(&self, fid: u16) {
+        if self.df == Df::Application
+            && let Some(log) = &self.log
+        {
+            log.record(fid);
         }
     }
 
@@ -293,6 +343,7 @@ impl VirtualCard {
                     return 0x6A80;
                 };
                 let fid = u16::from_be_bytes([*a, *b]);
+                self.log_file(fid);
                 let exists = match self.df {
                     Df::Master => self.files.master_file(fid).is_some(),
                     Df::Application => self.files.application_file(fid).is_some(),
@@ -326,6 +377,9 @@ impl VirtualCard {
             (cmd.p1 & 0x80 != 0).then_some(cmd.p1 & 0x1F)
         };
         if let Some(sfi) = sfi {
+            if let Some(fid) = files::fid_of_sfi(sfi) {
+                self.log_file(fid);
+            }
             let Some(fid) = files::fid_of_sfi(sfi).filter(|fid| self.file(*fid).is_some()) else {
                 return (Vec::new(), 0x6A82);
             };
