@@ -542,16 +542,13 @@ mod tests {
             response: vec![1],
             created_at: 1,
         };
-        let count = |conn: &mut AnyConnection| {
-            let conn = &mut *conn;
-            async move {
-                let row = sqlx::query("SELECT COUNT(*) FROM audit_records")
-                    .fetch_one(conn)
-                    .await
-                    .unwrap();
-                row.get::<i64, _>(0)
-            }
-        };
+        async fn count(conn: &mut AnyConnection) -> i64 {
+            let row = sqlx::query("SELECT COUNT(*) FROM audit_records")
+                .fetch_one(conn)
+                .await
+                .unwrap();
+            row.get::<i64, _>(0)
+        }
         insert_group(&mut conn, &[record(1)], &[key("a")])
             .await
             .unwrap();
