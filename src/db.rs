@@ -3,11 +3,13 @@
 //! driver so one set of queries serves both. Queries therefore stick to types both share
 //! (BIGINT, TEXT, BYTEA-as-blob) and `$n` placeholders.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use sqlx::pool::{CloseEvent, PoolConnection};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
 
 /// Which schema a pool serves; both may live in one database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,5 +112,79 @@ pub async fn ping(pool: &AnyPool) -> bool {
     match pool.acquire().await {
         Ok(mut conn) => conn.ping().await.is_ok(),
         Err(_) => false,
+    }
+}
+
+/// A connection one task keeps between its queries (the audit writer, the idempotency
+/// look-ups): taking a connection from the pool and giving it back costs a ping each way, for
+/// SQLite two hand-offs to the connection's worker thread, as much as the query itself.
+///
+/// A connection whose query failed, or was given up on, is closed rather than reused: it may be
+/// inside a transaction, or still running one. It is given back when the pool is closing, so
+/// closing the pool does not wait for this task.
+pub struct HeldConnection {
+    pool: AnyPool,
+    conn: Option<PoolConnection<Any>>,
+    /// Run on each new connection (for SQLite only).
+    sqlite_setup: &'static str,
+    closing: Pin<Box<CloseEvent>>,
+}
+
+impl HeldConnection {
+    pub fn new(pool: AnyPool) -> Self {
+        Self::with_sqlite_setup(pool, "")
+    }
+
+    /// As [`new`](Self::new), running `setup` on each new SQLite connection (a PRAGMA that
+    /// holds for this task's use of it).
+    pub fn with_sqlite_setup(pool: AnyPool, setup: &'static str) -> Self {
+        let closing = Box::pin(pool.close_event());
+        Self {
+            pool,
+            conn: None,
+            sqlite_setup: setup,
+            closing,
+        }
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The held connection, taken from the pool first if there is none.
+    pub async fn get(&mut self) -> Result<&mut AnyConnection, sqlx::Error> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => {
+                let mut conn = self.pool.acquire().await?;
+                if !self.sqlite_setup.is_empty() && conn.backend_name() == "SQLite" {
+                    conn.execute(self.sqlite_setup).await?;
+                }
+                conn
+            }
+        };
+        Ok(&mut **self.conn.insert(conn))
+    }
+
+    /// Closes the held connection: its last query failed or was given up on.
+    pub fn discard(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            conn.close_on_drop();
+        }
+    }
+
+    /// Gives the connection back to the pool.
+    pub fn release(&mut self) {
+        self.conn = None;
+    }
+
+    /// Resolves once the pool is closing while a connection is held, after giving it back;
+    /// never otherwise. For the task's `select!` loop.
+    pub async fn released_on_close(&mut self) {
+        if self.conn.is_none() {
+            return std::future::pending().await;
+        }
+        self.closing.as_mut().await;
+        self.release();
     }
 }

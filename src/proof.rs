@@ -74,6 +74,8 @@ pub enum ProofError {
 pub struct ProofSigner {
     pair: Ed25519KeyPair,
     kid: String,
+    /// The encoded header, the same in every token this key signs.
+    header: String,
 }
 
 fn key_id(public_key: &[u8]) -> String {
@@ -83,7 +85,13 @@ fn key_id(public_key: &[u8]) -> String {
 impl ProofSigner {
     pub fn new(pair: Ed25519KeyPair) -> Self {
         let kid = key_id(pair.public_key().as_ref());
-        Self { pair, kid }
+        let header = Header {
+            alg: "EdDSA".into(),
+            typ: TYPE.into(),
+            kid: kid.clone(),
+        };
+        let header = B64.encode(serde_json::to_vec(&header).expect("header serialises"));
+        Self { pair, kid, header }
     }
 
     /// Writes this key's public half into `dir` as `<kid>.pub`, beside the retired ones.
@@ -103,17 +111,19 @@ impl ProofSigner {
         Ok(())
     }
 
+    /// The token for `claims`, built in one string: the header is encoded once per key, and
+    /// the signature is appended to the signing input it covers.
     pub fn sign(&self, claims: &ProofClaims) -> String {
-        let header = Header {
-            alg: "EdDSA".into(),
-            typ: TYPE.into(),
-            kid: self.kid.clone(),
-        };
-        let header = B64.encode(serde_json::to_vec(&header).expect("header serialises"));
-        let claims = B64.encode(serde_json::to_vec(claims).expect("claims serialise"));
-        let signing_input = format!("{header}.{claims}");
-        let signature = B64.encode(self.pair.sign(signing_input.as_bytes()).as_ref());
-        format!("{signing_input}.{signature}")
+        let claims = serde_json::to_vec(claims).expect("claims serialise");
+        // base64url: 4 characters per 3 bytes; an Ed25519 signature is 64 bytes (86 characters).
+        let mut token = String::with_capacity(self.header.len() + claims.len() * 4 / 3 + 92);
+        token.push_str(&self.header);
+        token.push('.');
+        B64.encode_string(&claims, &mut token);
+        let signature = self.pair.sign(token.as_bytes());
+        token.push('.');
+        B64.encode_string(signature.as_ref(), &mut token);
+        token
     }
 }
 

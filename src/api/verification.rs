@@ -51,8 +51,11 @@ pub struct Presence {
     pub verifier: Arc<PresenceVerifier>,
 }
 
+/// An idempotency key: facility, station, request id.
+type RequestKey = (String, String, String);
+
 /// Checks in flight per idempotency key, so a retry racing its original waits for it.
-type KeyLocks = Mutex<HashMap<(String, String, String), Arc<tokio::sync::Mutex<()>>>>;
+type KeyLocks = Mutex<HashMap<RequestKey, Arc<tokio::sync::Mutex<()>>>>;
 
 pub struct Checks {
     pub lookup: Lookup,
@@ -181,7 +184,7 @@ impl Checks {
     pub async fn check(
         &self,
         caller: &Caller,
-        req: CheckCoverageRequest,
+        mut req: CheckCoverageRequest,
     ) -> Result<CheckCoverageResponse, Status> {
         let started = Instant::now();
         if let Err(message) = caller.may_check_for(&req.facility_code, &req.station_id) {
@@ -210,8 +213,13 @@ impl Checks {
             Ok(valid) => valid,
             Err(error) => return Err(self.refuse(&req, invalid(&error), started).await),
         };
-        let payload_hash = request::payload_hash(&req);
-        let lock = self.key_lock(&req);
+        let payload_hash = request::payload_hash(&mut req);
+        let key = (
+            req.facility_code.clone(),
+            req.station_id.clone(),
+            req.request_id.clone(),
+        );
+        let lock = self.key_lock(&key);
         let serialised = lock.lock().await;
         let stored = self.stored_answer(&req).await;
         let outcome = match stored {
@@ -245,7 +253,7 @@ impl Checks {
             }
         };
         drop(serialised);
-        self.release_key_lock(&req, lock);
+        self.release_key_lock(&key, lock);
         outcome
     }
 
@@ -608,30 +616,20 @@ impl Checks {
         }
     }
 
-    fn key_lock(&self, req: &CheckCoverageRequest) -> Arc<tokio::sync::Mutex<()>> {
-        let key = (
-            req.facility_code.clone(),
-            req.station_id.clone(),
-            req.request_id.clone(),
-        );
-        self.in_progress
-            .lock()
-            .expect("key locks")
-            .entry(key)
-            .or_default()
-            .clone()
+    fn key_lock(&self, key: &RequestKey) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.in_progress.lock().expect("key locks");
+        // The key is copied only for a request not already in flight.
+        match locks.get(key) {
+            Some(lock) => lock.clone(),
+            None => locks.entry(key.clone()).or_default().clone(),
+        }
     }
 
-    fn release_key_lock(&self, req: &CheckCoverageRequest, lock: Arc<tokio::sync::Mutex<()>>) {
-        let key = (
-            req.facility_code.clone(),
-            req.station_id.clone(),
-            req.request_id.clone(),
-        );
+    fn release_key_lock(&self, key: &RequestKey, lock: Arc<tokio::sync::Mutex<()>>) {
         let mut locks = self.in_progress.lock().expect("key locks");
         // Only the last holder removes the entry: the map and this handle hold one each.
         if Arc::strong_count(&lock) == 2 {
-            locks.remove(&key);
+            locks.remove(key);
         }
     }
 }

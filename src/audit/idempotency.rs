@@ -16,6 +16,7 @@ use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::store::{self, AnswerKey, StoredAnswer};
+use crate::db::HeldConnection;
 
 /// Why a look-up has no answer: the store failed, or did not answer in time.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -74,14 +75,26 @@ async fn serve(
     timeout: Duration,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
-    // Whatever queued while the last query ran is the next batch.
-    while receiver.recv_many(&mut batch, max_batch).await > 0 {
+    let mut held = HeldConnection::new(pool);
+    loop {
+        // Whatever queued while the last query ran is the next batch.
+        let received = tokio::select! {
+            received = receiver.recv_many(&mut batch, max_batch) => received,
+            () = held.released_on_close() => continue,
+        };
+        if received == 0 {
+            return;
+        }
         let keys: Vec<&AnswerKey> = batch.iter().map(|(key, _)| key).collect();
-        let found = match tokio::time::timeout(timeout, store::stored_answers(&pool, &keys)).await {
+        let query = async { store::stored_answers(held.get().await?, &keys).await };
+        let found = match tokio::time::timeout(timeout, query).await {
             Ok(Ok(found)) => Ok(found),
             Ok(Err(error)) => Err(LookupError::Store(Arc::new(error))),
             Err(_) => Err(LookupError::TimedOut),
         };
+        if found.is_err() {
+            held.discard();
+        }
         reply_all(&mut batch, found);
     }
 }
@@ -127,7 +140,9 @@ mod tests {
         let rows: Vec<_> = (0..40)
             .map(|i| row(&format!("s{}", i % 3), &format!("q{i}")))
             .collect();
-        store::insert_group(&pool, &[], &rows).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        store::insert_group(&mut conn, &[], &rows).await.unwrap();
+        drop(conn);
         let lookup = AnswerLookup::start(pool, 16, Duration::from_secs(5));
         let asks = (0..60).map(|i| {
             let lookup = lookup.clone();

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, AssertSqlSafe, Row};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor, Row};
 
 use super::chain::{AuditEntry, ChainedRecord, EventKind, Evidence};
 use crate::db;
@@ -69,112 +69,158 @@ pub async fn register_writer(
 
 /// Inserts a group of chained records and their idempotency keys in one transaction.
 pub async fn insert_group(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     records: &[ChainedRecord],
     keys: &[IdempotencyRow],
 ) -> Result<(), sqlx::Error> {
-    insert(pool, records, keys, "").await
+    insert(conn, records, keys, "").await
 }
 
 /// Inserts spooled records and keys in one transaction, skipping those the store already has
 /// (by `(writer_id, seq)`, `record_id`, or the idempotency key): a group whose commit failed
 /// only in the reply, or a replay cut short by a crash, is not inserted twice.
 pub async fn insert_replayed(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     records: &[ChainedRecord],
     keys: &[IdempotencyRow],
 ) -> Result<(), sqlx::Error> {
-    insert(pool, records, keys, " ON CONFLICT DO NOTHING").await
+    insert(conn, records, keys, " ON CONFLICT DO NOTHING").await
 }
 
+/// Rows per INSERT: well below SQLite's and PostgreSQL's bound-parameter limits.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// For SQLite the whole transaction (BEGIN, the INSERTs, COMMIT) is one query, so one hand-off
+/// to the connection's worker thread rather than one per statement: sqlx runs a query's
+/// statements in turn and binds the anonymous parameters across them in order. A statement
+/// that fails ends the run with the transaction open; it is rolled back here, and a caller
+/// that gave up waiting must close the connection rather than reuse it. PostgreSQL takes no
+/// parameters in a multi-statement query: there, a transaction of its own statements.
 async fn insert(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     records: &[ChainedRecord],
     keys: &[IdempotencyRow],
     on_conflict: &'static str,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    // Stay well below SQLite's and PostgreSQL's bound-parameter limits.
-    for chunk in records.chunks(256) {
-        let sql = format!(
-            "INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES {}{on_conflict}",
-            db::value_rows(&tx, chunk.len(), RECORD_COLUMN_COUNT)
-        );
-        // Built from constants and placeholders only; values are bound.
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for r in chunk {
-            let e = &r.entry;
-            query = query
-                .bind(&r.writer_id)
-                .bind(r.seq)
-                .bind(&e.record_id)
-                .bind(e.kind.as_str())
-                .bind(e.recorded_at)
-                .bind(&e.request_id)
-                .bind(&e.facility_code)
-                .bind(&e.station_id)
-                .bind(&e.operator_hash)
-                .bind(&e.subject_kind)
-                .bind(&e.subject_hash)
-                .bind(&e.subject_sealed)
-                .bind(i64::from(e.result))
-                .bind(&e.source_code)
-                .bind(i64::from(e.error_code))
-                .bind(&e.detail)
-                .bind(i64::from(e.cache_status))
-                .bind(i64::from(e.evidence.method))
-                .bind(i64::from(e.evidence.passive_authentication))
-                .bind(i64::from(e.evidence.chip_authentication))
-                .bind(i64::from(e.evidence.active_authentication))
-                .bind(&e.evidence.document_signer_issuer)
-                .bind(e.latency_micros)
-                .bind(&r.prev_hash)
-                .bind(&r.record_hash)
-                .bind(i64::from(e.evidence.presence));
-        }
-        query.execute(&mut *tx).await?;
+    if records.is_empty() && keys.is_empty() {
+        return Ok(());
     }
-    // Keys go in multi-row statements too: a statement per key costs a round trip to the
-    // database per check inside the group commit (for SQLite, a hand-off to its worker thread).
-    for chunk in keys.chunks(256) {
-        let sql = format!(
-            "INSERT INTO idempotency_keys (facility_code, station_id, request_id, payload_hash, \
-             record_id, response, created_at) VALUES {}{on_conflict}",
-            db::value_rows(&tx, chunk.len(), 7)
-        );
-        // Built from constants and placeholders only; values are bound.
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for k in chunk {
-            query = query
-                .bind(&k.facility_code)
-                .bind(&k.station_id)
-                .bind(&k.request_id)
-                .bind(&k.payload_hash)
-                .bind(&k.record_id)
-                .bind(&k.response)
-                .bind(k.created_at);
+    if conn.backend_name() != "SQLite" {
+        let mut tx = conn.begin().await?;
+        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+            let sql = records_sql(&tx, chunk.len(), on_conflict);
+            // Built from constants and placeholders only; values are bound.
+            let query = bind_records(sqlx::query(AssertSqlSafe(sql)), chunk);
+            query.execute(&mut *tx).await?;
         }
-        query.execute(&mut *tx).await?;
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let sql = keys_sql(&tx, chunk.len(), on_conflict);
+            // Built from constants and placeholders only; values are bound.
+            let query = bind_keys(sqlx::query(AssertSqlSafe(sql)), chunk);
+            query.execute(&mut *tx).await?;
+        }
+        return tx.commit().await;
     }
-    tx.commit().await
+    let mut sql = String::from("BEGIN; ");
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        sql.push_str(&records_sql(conn, chunk.len(), on_conflict));
+        sql.push_str("; ");
+    }
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        sql.push_str(&keys_sql(conn, chunk.len(), on_conflict));
+        sql.push_str("; ");
+    }
+    sql.push_str("COMMIT");
+    // Built from constants and placeholders only; values are bound, in statement order.
+    let query = bind_keys(bind_records(sqlx::query(AssertSqlSafe(sql)), records), keys);
+    if let Err(error) = query.execute(&mut *conn).await {
+        // Nothing to roll back if BEGIN itself failed; the original error is what matters.
+        let _ = conn.execute("ROLLBACK").await;
+        return Err(error);
+    }
+    Ok(())
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+fn records_sql(conn: &AnyConnection, rows: usize, on_conflict: &str) -> String {
+    format!(
+        "INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES {}{on_conflict}",
+        db::value_rows(conn, rows, RECORD_COLUMN_COUNT)
+    )
+}
+
+fn keys_sql(conn: &AnyConnection, rows: usize, on_conflict: &str) -> String {
+    format!(
+        "INSERT INTO idempotency_keys (facility_code, station_id, request_id, payload_hash, \
+         record_id, response, created_at) VALUES {}{on_conflict}",
+        db::value_rows(conn, rows, 7)
+    )
+}
+
+fn bind_records<'q>(mut query: AnyQuery<'q>, records: &'q [ChainedRecord]) -> AnyQuery<'q> {
+    for r in records {
+        let e = &r.entry;
+        query = query
+            .bind(&r.writer_id)
+            .bind(r.seq)
+            .bind(&e.record_id)
+            .bind(e.kind.as_str())
+            .bind(e.recorded_at)
+            .bind(&e.request_id)
+            .bind(&e.facility_code)
+            .bind(&e.station_id)
+            .bind(&e.operator_hash)
+            .bind(&e.subject_kind)
+            .bind(&e.subject_hash)
+            .bind(&e.subject_sealed)
+            .bind(i64::from(e.result))
+            .bind(&e.source_code)
+            .bind(i64::from(e.error_code))
+            .bind(&e.detail)
+            .bind(i64::from(e.cache_status))
+            .bind(i64::from(e.evidence.method))
+            .bind(i64::from(e.evidence.passive_authentication))
+            .bind(i64::from(e.evidence.chip_authentication))
+            .bind(i64::from(e.evidence.active_authentication))
+            .bind(&e.evidence.document_signer_issuer)
+            .bind(e.latency_micros)
+            .bind(&r.prev_hash)
+            .bind(&r.record_hash)
+            .bind(i64::from(e.evidence.presence));
+    }
+    query
+}
+
+fn bind_keys<'q>(mut query: AnyQuery<'q>, keys: &'q [IdempotencyRow]) -> AnyQuery<'q> {
+    for k in keys {
+        query = query
+            .bind(&k.facility_code)
+            .bind(&k.station_id)
+            .bind(&k.request_id)
+            .bind(&k.payload_hash)
+            .bind(&k.record_id)
+            .bind(&k.response)
+            .bind(k.created_at);
+    }
+    query
 }
 
 /// The answers stored for any of `keys`, in one query per 256 keys (the look-ups of
 /// concurrent checks, see [`super::idempotency`]). Each key is matched on all three columns,
 /// the table's primary key, so every term is an index look-up.
 pub async fn stored_answers(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     keys: &[&AnswerKey],
 ) -> Result<HashMap<AnswerKey, StoredAnswer>, sqlx::Error> {
     let mut found = HashMap::new();
     if keys.is_empty() {
         return Ok(found);
     }
-    let mut conn = pool.acquire().await?;
     for chunk in keys.chunks(256) {
         let terms: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p = |n: usize| db::parameters(&conn, 3 * i + n, 1);
+                let p = |n: usize| db::parameters(conn, 3 * i + n, 1);
                 format!(
                     "(facility_code = {} AND station_id = {} AND request_id = {})",
                     p(1),
@@ -207,7 +253,10 @@ pub async fn stored_answers(
     Ok(found)
 }
 
-pub async fn insert_checkpoint(pool: &AnyPool, c: &Checkpoint) -> Result<(), sqlx::Error> {
+pub async fn insert_checkpoint(
+    conn: &mut AnyConnection,
+    c: &Checkpoint,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO audit_checkpoints (writer_id, number, seq, record_hash, signed_at, closing, \
          key_id, signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -220,7 +269,7 @@ pub async fn insert_checkpoint(pool: &AnyPool, c: &Checkpoint) -> Result<(), sql
     .bind(i64::from(c.closing))
     .bind(&c.key_id)
     .bind(&c.signature)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }
@@ -459,9 +508,62 @@ mod tests {
             response: response.clone(),
             created_at: 1,
         };
-        insert_group(&pool, &[], &[key]).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        insert_group(&mut conn, &[], &[key]).await.unwrap();
         let key = ("01821".to_owned(), "s".to_owned(), "r".to_owned());
-        let stored = stored_answers(&pool, &[&key]).await.unwrap();
+        let stored = stored_answers(&mut conn, &[&key]).await.unwrap();
         assert_eq!(stored[&key].response, response);
+    }
+
+    /// A group that fails part-way leaves none of its rows, and the connection can commit the
+    /// next group: a transaction left open would refuse its BEGIN.
+    #[tokio::test]
+    async fn a_failed_group_leaves_nothing_and_the_connection_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a.sqlite").display());
+        let pool = db::connect(&url, 1, db::Schema::Audit).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let record = |seq: i64| ChainedRecord {
+            writer_id: "w".into(),
+            seq,
+            entry: AuditEntry {
+                record_id: format!("r-{seq}"),
+                ..Default::default()
+            },
+            prev_hash: String::new(),
+            record_hash: String::new(),
+        };
+        let key = |request: &str| IdempotencyRow {
+            facility_code: "01821".into(),
+            station_id: "s".into(),
+            request_id: request.into(),
+            payload_hash: "h".into(),
+            record_id: format!("r-{request}"),
+            response: vec![1],
+            created_at: 1,
+        };
+        async fn count(conn: &mut AnyConnection) -> i64 {
+            let row = sqlx::query("SELECT COUNT(*) FROM audit_records")
+                .fetch_one(conn)
+                .await
+                .unwrap();
+            row.get::<i64, _>(0)
+        }
+        insert_group(&mut conn, &[record(1)], &[key("a")])
+            .await
+            .unwrap();
+        // The record is new; the key "a" breaks the primary key, after the record went in.
+        insert_group(&mut conn, &[record(2)], &[key("a")])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            count(&mut conn).await,
+            1,
+            "the failed group's record stayed"
+        );
+        insert_group(&mut conn, &[record(2)], &[key("b")])
+            .await
+            .unwrap();
+        assert_eq!(count(&mut conn).await, 2);
     }
 }

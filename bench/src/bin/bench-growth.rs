@@ -240,7 +240,7 @@ async fn audit_point(
                     record_hash,
                 });
             }
-            store::insert_group(&pool, &group, &[]).await?;
+            store::insert_group(&mut *pool.acquire().await?, &group, &[]).await?;
         }
         pool.close().await;
     }
