@@ -7,36 +7,16 @@ use std::time::SystemTime;
 use cccd_authenticity::passive::Policy;
 use cccd_authenticity::test_pki::TestIssuer;
 use cccd_authenticity::trust::TrustStore;
-use emrtd::lds::build::{self, Dg13Person, FaceRecord, Td1Fields};
+use emrtd::lds::build::{self, FaceRecord};
 use emrtd::lds::dg2::FaceRecordVersion;
 use emrtd::virtual_card::aa::{AaHash, VirtualAa};
 use emrtd::virtual_card::{FileLog, Limits, VirtualCard};
 use reader_agent::face::{FaceFailure, FaceRead, OpenCard};
 use reader_agent::read::{DeskKey, ReadOptions, Verdict, read_card_open};
 
-const ID: &str = "001099012345";
-
-fn td1() -> Td1Fields<'static> {
-    Td1Fields {
-        date_of_expiry: Some("390115"),
-        ..Td1Fields::cccd_example()
-    }
-}
-
-fn person() -> Dg13Person<'static> {
-    Dg13Person {
-        expiry: "15/01/2039",
-        issue_date: "10/07/2025",
-        ..Dg13Person::example()
-    }
-}
-
-fn trust(issuer: &TestIssuer) -> TrustStore {
-    let mut store = TrustStore::new();
-    assert!(store.add_der(&issuer.csca.der, "csca.der"));
-    store.add_crl_der(&issuer.crl, "csca.crl").unwrap();
-    store
-}
+#[path = "common/holder.rs"]
+mod holder;
+use holder::{ID, person, td1, trust};
 
 fn dg2(image: &[u8]) -> Vec<u8> {
     build::dg2(&FaceRecord::new(FaceRecordVersion::V2011, image))

@@ -16,25 +16,12 @@ use emrtd::virtual_card::pace::VirtualPace;
 use emrtd::virtual_card::{Faults, FileSystem, VirtualCard};
 use reader_agent::read::{Access, DeskKey, ReadFailure, ReadOptions, Unproven, Verdict, read_card};
 
-const ID: &str = "001099012345";
+#[path = "common/holder.rs"]
+mod holder;
+use holder::{ID, person, td1, trust};
+
 /// The holder's QR: born 15/01/1999, card issued 10/07/2025 (at 26: valid until 40, 15/01/2039).
 const QR: &str = "001099012345|123456789|Nguyễn Văn An|15011999|Nam|Số 1 Phố Huế, Hà Nội|10072025";
-
-/// The MRZ of a card valid until 2039 (what the QR's dates give).
-fn td1() -> Td1Fields<'static> {
-    Td1Fields {
-        date_of_expiry: Some("390115"),
-        ..Td1Fields::cccd_example()
-    }
-}
-
-fn person() -> Dg13Person<'static> {
-    Dg13Person {
-        expiry: "15/01/2039",
-        issue_date: "10/07/2025",
-        ..Dg13Person::example()
-    }
-}
 
 /// A card's files, before the issuer signs (tests alter them before or after signing).
 struct Files {
@@ -86,13 +73,6 @@ impl Files {
 
 fn genuine_card(issuer: &TestIssuer) -> VirtualCard {
     issuer.card(&td1(), &person(), VirtualAa::ecdsa_p256(AaHash::Sha256))
-}
-
-fn trust(issuer: &TestIssuer) -> TrustStore {
-    let mut store = TrustStore::new();
-    assert!(store.add_der(&issuer.csca.der, "csca.der"));
-    store.add_crl_der(&issuer.crl, "csca.crl").unwrap();
-    store
 }
 
 fn read_chip(
