@@ -246,14 +246,11 @@ pub async fn check_card_keeping(
             challenge: nonce,
             policy: Policy::default(),
         };
-        if keep_open {
-            read::read_card_open(transport, &key_for_read, &options).map(|(read, reader)| {
-                let open = OpenCard::new(reader, &read, options.policy);
-                (read, Some(open))
-            })
-        } else {
-            read::read_card(transport, &key_for_read, &options).map(|read| (read, None))
-        }
+        // Not kept, the reader is dropped here, which ends the session.
+        read::read_card_open(transport, &key_for_read, &options).map(|(read, reader)| {
+            let open = keep_open.then(|| OpenCard::new(reader, &read, options.policy));
+            (read, open)
+        })
     })
     .await
     .unwrap_or_else(|_| Err(ReadFailure::Reader("read task failed".into())));
