@@ -166,6 +166,20 @@ impl HeldConnection {
         Ok(&mut **self.conn.insert(conn))
     }
 
+    /// Runs `query` on the held connection, bounded by `timeout`. A connection whose query
+    /// failed or timed out is closed, never reused.
+    pub async fn run<T>(
+        &mut self,
+        timeout: Duration,
+        query: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed> {
+        let outcome = tokio::time::timeout(timeout, async { query(self.get().await?).await }).await;
+        if !matches!(outcome, Ok(Ok(_))) {
+            self.discard();
+        }
+        outcome
+    }
+
     /// Closes the held connection: its last query failed or was given up on.
     pub fn discard(&mut self) {
         if let Some(mut conn) = self.conn.take() {

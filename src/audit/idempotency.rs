@@ -86,15 +86,12 @@ async fn serve(
             return;
         }
         let keys: Vec<&AnswerKey> = batch.iter().map(|(key, _)| key).collect();
-        let query = async { store::stored_answers(held.get().await?, &keys).await };
-        let found = match tokio::time::timeout(timeout, query).await {
+        let query = async |conn: &mut _| store::stored_answers(conn, &keys).await;
+        let found = match held.run(timeout, query).await {
             Ok(Ok(found)) => Ok(found),
             Ok(Err(error)) => Err(LookupError::Store(Arc::new(error))),
             Err(_) => Err(LookupError::TimedOut),
         };
-        if found.is_err() {
-            held.discard();
-        }
         reply_all(&mut batch, found);
     }
 }

@@ -334,15 +334,8 @@ impl Writer {
         let failure = if spooling {
             None
         } else {
-            let insert = async {
-                let conn = self.conn.get().await?;
-                store::insert_group(conn, &records, &keys).await
-            };
-            let inserted = tokio::time::timeout(self.store_timeout, insert).await;
-            if !matches!(inserted, Ok(Ok(()))) {
-                self.conn.discard();
-            }
-            match inserted {
+            let insert = async |conn: &mut _| store::insert_group(conn, &records, &keys).await;
+            match self.conn.run(self.store_timeout, insert).await {
                 Ok(Ok(())) => {
                     self.head = Head { seq, hash: prev };
                     self.metrics
@@ -445,13 +438,9 @@ impl Writer {
         let Some(spool) = &mut self.spool else {
             return REPLAY_RETRY;
         };
-        let (held, chunk) = (&mut self.conn, self.max_batch);
-        let step = async { replay_step(held.get().await?, spool, chunk).await };
-        let step = tokio::time::timeout(self.store_timeout, step).await;
-        if !matches!(step, Ok(Ok(()))) {
-            self.conn.discard();
-        }
-        match step {
+        let chunk = self.max_batch;
+        let step = async |conn: &mut _| replay_step(conn, spool, chunk).await;
+        match self.conn.run(self.store_timeout, step).await {
             Ok(Ok(())) => {
                 self.report_spool();
                 if self.spooling() {
