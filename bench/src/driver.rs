@@ -9,7 +9,7 @@ use anyhow::Context;
 use bhyt_verify::db::{self, Schema};
 use bhyt_verify::registry::generate::{self, Generator};
 
-use crate::load::Outcome;
+use crate::load::{ClientTls, Outcome};
 use crate::mix::{Population, Sampler};
 use crate::services::{pinned, sibling};
 
@@ -55,6 +55,8 @@ fn redact(url: &str) -> &str {
 /// How to run the load generator for one scenario.
 pub struct LoadArgs<'a> {
     pub target: String,
+    /// The load generator's identity, for a server on mutual TLS.
+    pub tls: Option<ClientTls>,
     pub mix_file: &'a Path,
     pub weights: &'a str,
     /// `["--mode", "closed", "--concurrency", "64"]` and the like.
@@ -84,6 +86,15 @@ pub fn run_loadgen(core: Option<&str>, a: &LoadArgs<'_>) -> anyhow::Result<Outco
         .stdout(Stdio::null());
     if a.prime {
         command.arg("--prime");
+    }
+    if let Some(tls) = &a.tls {
+        command
+            .arg("--ca")
+            .arg(&tls.ca)
+            .arg("--cert")
+            .arg(&tls.cert)
+            .arg("--key")
+            .arg(&tls.key);
     }
     for (name, pid) in &a.watch {
         command.args(["--watch", &format!("{name}={pid}")]);

@@ -11,6 +11,7 @@
 //! ends: `duration` plus at most the deadline.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,8 @@ use hdrhistogram::Histogram;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tonic::transport::{Channel, Endpoint};
+use anyhow::Context;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::mix::Mix;
 use crate::procfs;
@@ -33,9 +35,10 @@ pub enum Mode {
 }
 
 pub struct Plan {
-    /// `http://host:port`. (With mutual TLS, once the security issue lands, the client identity
-    /// goes in [`connect`]; nothing else here changes.)
+    /// `https://localhost:port` (mutual TLS, with `tls`) or `http://host:port` (plain text).
     pub target: String,
+    /// The client's certificate and the CA it trusts, for mutual TLS.
+    pub tls: Option<ClientTls>,
     /// HTTP/2 connections the calls are spread over, like several desks' clients.
     pub connections: usize,
     pub mode: Mode,
@@ -168,13 +171,44 @@ impl Tally {
     }
 }
 
-/// One HTTP/2 connection to the service.
-pub async fn connect(target: &str) -> anyhow::Result<VerificationServiceClient<Channel>> {
-    let channel = Endpoint::from_shared(target.to_owned())?
+/// A client identity for mutual TLS: PEM files, as `bhyt-verify pki` writes them.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    /// The CA the server's certificate must chain to.
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl ClientTls {
+    /// tonic's rustls client (ring), TLS 1.3 as the server insists; the server's certificate
+    /// names `localhost`.
+    fn config(&self) -> anyhow::Result<ClientTlsConfig> {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+        };
+        Ok(ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(&self.ca)?))
+            .identity(Identity::from_pem(read(&self.cert)?, read(&self.key)?))
+            .domain_name("localhost"))
+    }
+}
+
+/// One HTTP/2 connection to the service, over mutual TLS when `tls` is given.
+pub async fn connect(
+    target: &str,
+    tls: Option<&ClientTls>,
+) -> anyhow::Result<VerificationServiceClient<Channel>> {
+    let mut endpoint = Endpoint::from_shared(target.to_owned())?
         .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(5));
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls.config()?)?;
+    }
+    let channel = endpoint
         .connect()
-        .await?;
+        .await
+        .with_context(|| format!("connecting to {target}"))?;
     Ok(VerificationServiceClient::new(channel))
 }
 
@@ -194,7 +228,7 @@ async fn call(
 /// Sends one check for each hot person (16 at a time), so a cached run starts with every hot
 /// answer in the cache. Returns how many were answered.
 pub async fn prime(plan: &Plan, mix: &Mix) -> anyhow::Result<usize> {
-    let client = connect(&plan.target).await?;
+    let client = connect(&plan.target, plan.tls.as_ref()).await?;
     let people: Vec<_> = mix.hot().to_vec();
     let chunks: Vec<Vec<_>> = people
         .chunks(people.len().div_ceil(16).max(1))
@@ -220,7 +254,7 @@ pub async fn prime(plan: &Plan, mix: &Mix) -> anyhow::Result<usize> {
 pub async fn run(plan: &Plan, mix: Arc<Mix>) -> anyhow::Result<Outcome> {
     let mut clients = Vec::new();
     for _ in 0..plan.connections.max(1) {
-        clients.push(connect(&plan.target).await?);
+        clients.push(connect(&plan.target, plan.tls.as_ref()).await?);
     }
     let start = Instant::now();
     let measure_from = start + plan.warmup;

@@ -211,6 +211,9 @@ impl Mix {
     }
 }
 
+/// The hospital every request of the mix is for.
+pub const FACILITY: &str = "01821";
+
 /// The request a desk sends for `person`, typed in at one of 200 stations of one hospital.
 pub fn request(person: &Person, request_id: &str, station: u32) -> CheckCoverageRequest {
     let subject = match &person.citizen_id {
@@ -230,7 +233,7 @@ pub fn request(person: &Person, request_id: &str, station: u32) -> CheckCoverage
             full_name: "Lê Thị Thu".into(),
             citizen_id: "079185000123".into(),
         }),
-        facility_code: "01821".into(),
+        facility_code: FACILITY.into(),
         station_id: format!("desk-{station}"),
         evidence: Some(IdentityEvidence {
             method: IdentityMethod::Chip as i32,

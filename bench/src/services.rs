@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::load::ClientTls;
+use crate::mix::FACILITY;
+
 /// A port the OS says is free now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -344,18 +347,69 @@ pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// A private CA for one run, made with `bhyt-verify pki`: the servers' certificate (for
+/// `localhost`) and the load generator's. The load generator holds an HIS certificate of the
+/// mix's hospital, since an HIS may check for any of its stations and the mix spreads its
+/// requests over 200 of them.
+pub struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    pub fn create(dir: &Path) -> anyhow::Result<Self> {
+        let bin = sibling("bhyt-verify")?;
+        let pki = |args: &[&str]| -> anyhow::Result<()> {
+            let status = Command::new(&bin)
+                .arg("pki")
+                .arg("--dir")
+                .arg(dir)
+                .args(args)
+                .stdout(Stdio::null())
+                .status()
+                .context("running bhyt-verify pki")?;
+            anyhow::ensure!(status.success(), "bhyt-verify pki {args:?} failed ({status})");
+            Ok(())
+        };
+        pki(&["init"])?;
+        pki(&["issue-server", "--dns", "localhost", "--ip", "127.0.0.1"])?;
+        pki(&["issue", "--role", "his", "--facility", FACILITY, "--name", "loadgen"])?;
+        Ok(Self { dir: dir.to_owned() })
+    }
+
+    pub fn client(&self) -> ClientTls {
+        ClientTls {
+            ca: self.dir.join("ca.pem"),
+            cert: self.dir.join("issued/loadgen.pem"),
+            key: self.dir.join("issued/loadgen.key"),
+        }
+    }
+
+    /// The CA, the server's certificate and key, and the CRL directory.
+    fn server_files(&self) -> [PathBuf; 4] {
+        [
+            self.dir.join("ca.pem"),
+            self.dir.join("issued/server.pem"),
+            self.dir.join("issued/server.key"),
+            self.dir.join("crl"),
+        ]
+    }
+}
+
 /// A gRPC server under test: the backend (`bhyt-verify serve`) or the bare baseline.
 pub struct Server {
     pub port: u16,
     pub process: Process,
+    tls: bool,
 }
 
 impl Server {
-    /// `bhyt-verify serve` with `BHYT_*` settings (data directory, ports and `env`).
+    /// `bhyt-verify serve` with `BHYT_*` settings (data directory, ports and `env`), over
+    /// mutual TLS with `pki`'s certificates, or in plain text without.
     pub fn backend(
         core: Option<&str>,
         data_dir: &Path,
         env: &[(&str, String)],
+        pki: Option<&Pki>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let port = free_port();
@@ -365,11 +419,24 @@ impl Server {
             .env("BHYT_DATA_DIR", data_dir)
             .env("BHYT_LISTEN", format!("127.0.0.1:{port}"))
             .env("BHYT_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
-            .env("RUST_LOG", "warn")
-            // Plain text until the load generator carries a client certificate (the mutual TLS
-            // issue); the per-station limits are lifted so the load is measured, not refused.
-            .env("BHYT_TLS__ENABLED", "false")
-            .env("BHYT_TLS__DEV_PLAINTEXT", "true")
+            .env("RUST_LOG", "warn");
+        match pki {
+            Some(pki) => {
+                let [ca, cert, key, crl] = pki.server_files();
+                command
+                    .env("BHYT_TLS__CA_CERT", ca)
+                    .env("BHYT_TLS__SERVER_CERT", cert)
+                    .env("BHYT_TLS__SERVER_KEY", key)
+                    .env("BHYT_TLS__CRL_DIR", crl);
+            }
+            None => {
+                command
+                    .env("BHYT_TLS__ENABLED", "false")
+                    .env("BHYT_TLS__DEV_PLAINTEXT", "true");
+            }
+        }
+        // The per-station limits are lifted so the load is measured, not refused.
+        command
             .env("BHYT_ABUSE__STATION_RATE_PER_SEC", "1000000")
             .env("BHYT_ABUSE__STATION_BURST", "1000000")
             .env("BHYT_ABUSE__DISTINCT_SUBJECTS_PER_WINDOW", "100000000");
@@ -378,20 +445,46 @@ impl Server {
         }
         let mut process = Process::spawn("bhyt-verify", command, &data_dir.join("server.log"))?;
         wait_for_port(&mut process, port, Duration::from_secs(60))?;
-        Ok(Self { port, process })
+        Ok(Self {
+            port,
+            process,
+            tls: pki.is_some(),
+        })
     }
 
-    /// The bare tonic server with a constant answer.
-    pub fn bare(core: Option<&str>, log_dir: &Path) -> anyhow::Result<Self> {
+    /// The bare tonic server with a constant answer, on the same TLS as the backend's.
+    pub fn bare(core: Option<&str>, log_dir: &Path, pki: Option<&Pki>) -> anyhow::Result<Self> {
         let port = free_port();
         let mut command = pinned(core, sibling("bare-server")?);
         command.args(["--listen", &format!("127.0.0.1:{port}")]);
+        if let Some(pki) = pki {
+            let [ca, cert, key, crl] = pki.server_files();
+            command
+                .arg("--ca")
+                .arg(ca)
+                .arg("--cert")
+                .arg(cert)
+                .arg("--key")
+                .arg(key)
+                .arg("--crl-dir")
+                .arg(crl);
+        }
         let mut process = Process::spawn("bare-server", command, &log_dir.join("bare.log"))?;
         wait_for_port(&mut process, port, Duration::from_secs(20))?;
-        Ok(Self { port, process })
+        Ok(Self {
+            port,
+            process,
+            tls: pki.is_some(),
+        })
     }
 
+    /// The address the load generator calls: `localhost` is the name in the server's
+    /// certificate.
     pub fn target(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        if self.tls {
+            format!("https://localhost:{}", self.port)
+        } else {
+            format!("http://127.0.0.1:{}", self.port)
+        }
     }
 }

@@ -1,10 +1,15 @@
 //! The baseline: a tonic server implementing `VerificationService.CheckCoverage` with a
 //! constant answer, built like the backend's (same tonic, same runtime), so the difference
 //! between the two is the work of a check, not the stack. Its throughput is the most this
-//! machine's gRPC stack can give on one core.
+//! machine's gRPC stack can give on one core. With `--ca` it serves mutual TLS through the
+//! backend's own acceptor, as the backend does; without, plain text.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::time::Duration;
+
+use bhyt_verify::tls::{HandshakeFailure, ServerTls, TlsSettings, serve_incoming};
 
 use bhyt_proto::v1::verification_service_server::{VerificationService, VerificationServiceServer};
 use bhyt_proto::v1::{
@@ -12,13 +17,26 @@ use bhyt_proto::v1::{
     Date, IssuePresenceChallengeRequest, LocalizedText, PresenceChallenge, ResultCode,
 };
 use clap::Parser;
-use tokio_stream::Stream;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 #[derive(Parser)]
 struct Args {
     #[arg(long, default_value = "127.0.0.1:50052")]
     listen: SocketAddr,
+    /// Mutual TLS, with the backend's own acceptor (src/tls): the CA clients' certificates
+    /// chain to, the server's certificate and key, the CRL directory. Without them, plain text.
+    #[arg(long, requires_all = ["cert", "key", "crl_dir"])]
+    ca: Option<PathBuf>,
+    #[arg(long, requires = "ca")]
+    cert: Option<PathBuf>,
+    #[arg(long, requires = "ca")]
+    key: Option<PathBuf>,
+    #[arg(long, requires = "ca")]
+    crl_dir: Option<PathBuf>,
 }
 
 struct Bare(CheckCoverageResponse);
@@ -104,12 +122,38 @@ fn constant_answer() -> CheckCoverageResponse {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // The same server settings as the backend's (src/server.rs), so only the work differs.
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(512)
         .load_shed(true)
-        .timeout(std::time::Duration::from_secs(10))
-        .add_service(VerificationServiceServer::new(Bare(constant_answer())))
-        .serve(args.listen)
+        .timeout(Duration::from_secs(10))
+        .add_service(VerificationServiceServer::new(Bare(constant_answer())));
+    let listener = TcpListener::bind(args.listen).await?;
+    let (Some(ca_cert), Some(server_cert), Some(server_key), Some(crl_dir)) =
+        (args.ca, args.cert, args.key, args.crl_dir)
+    else {
+        let incoming = TcpListenerStream::new(listener).map(|tcp| {
+            tcp.inspect(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            })
+        });
+        router.serve_with_incoming(incoming).await?;
+        return Ok(());
+    };
+    // The backend's TLS acceptor and settings (TLS 1.3 only, client certificates checked
+    // against the CA and the CRLs at the handshake); a refused handshake is only dropped here.
+    let tls = ServerTls::load(TlsSettings {
+        ca_cert,
+        server_cert,
+        server_key,
+        crl_dir,
+        allow_tls12: false,
+        crl_reload: Duration::from_secs(3600),
+        handshake_timeout: Duration::from_secs(10),
+    })?;
+    let (failures, mut refused) = mpsc::channel::<HandshakeFailure>(64);
+    tokio::spawn(async move { while refused.recv().await.is_some() {} });
+    router
+        .serve_with_incoming(serve_incoming(listener, tls, failures))
         .await?;
     Ok(())
 }

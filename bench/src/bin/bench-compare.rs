@@ -16,7 +16,7 @@ use anyhow::Context;
 use bhyt_bench::driver::{LoadArgs, closed, open, run_loadgen, seed_registry};
 use bhyt_bench::load::Outcome;
 use bhyt_bench::report::{self, Row, markdown, ms, ratio};
-use bhyt_bench::services::{Postgres, Redis, Server, pinned, taskset_available};
+use bhyt_bench::services::{Pki, Postgres, Redis, Server, pinned, taskset_available};
 use clap::Parser;
 use serde::Serialize;
 
@@ -63,6 +63,10 @@ struct Args {
     /// comparing one change quickly. The open-loop rows need `cached` for their rate.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Plain-text gRPC for the bare server and the backend, instead of mutual TLS (the
+    /// comparison as it was before the backend required client certificates).
+    #[arg(long)]
+    plaintext: bool,
 }
 
 #[derive(Serialize)]
@@ -79,6 +83,8 @@ struct Report {
 struct Machine {
     cores: usize,
     pinned: bool,
+    /// "mutual TLS 1.3" or "plain text": how the load generator reached every server.
+    transport: String,
     server_core: String,
     load_core: String,
     people: u64,
@@ -123,6 +129,11 @@ fn main() -> anyhow::Result<()> {
     let mix_file = work.path().join("mix.json");
     population.save(&mix_file)?;
     let redis = Redis::start(server_core)?;
+    // Every server is reached as clinics reach the backend: mutual TLS, one private CA.
+    let pki = (!args.plaintext)
+        .then(|| Pki::create(&work.path().join("pki")))
+        .transpose()?;
+    let client_tls = pki.as_ref().map(Pki::client);
 
     let mut rows: Vec<Row> = Vec::new();
     let mut n = 0;
@@ -143,6 +154,7 @@ fn main() -> anyhow::Result<()> {
             load_core,
             &LoadArgs {
                 target: server.target(),
+                tls: client_tls.clone(),
                 mix_file: &mix_file,
                 weights,
                 mode,
@@ -175,7 +187,7 @@ fn main() -> anyhow::Result<()> {
     };
     let backend = |label: &str, env: Vec<(&str, String)>| -> anyhow::Result<Server> {
         let _ = redis.command("FLUSHALL");
-        Server::backend(server_core, &work.path().join(label), &env)
+        Server::backend(server_core, &work.path().join(label), &env, pki.as_ref())
     };
     let redis_watch = vec![("redis".to_owned(), redis.process.pid())];
     let cached_env = || {
@@ -194,7 +206,7 @@ fn main() -> anyhow::Result<()> {
 
     let mut bare_closed = None;
     if wanted("bare") {
-        let mut bare = Server::bare(server_core, work.path())?;
+        let mut bare = Server::bare(server_core, work.path(), pki.as_ref())?;
         bare_closed = Some(scenario(
             "bare",
             "bare tonic server, constant answer",
@@ -297,7 +309,7 @@ fn main() -> anyhow::Result<()> {
     let (mut bare_half, mut cached_half) = (None, None);
     if let Some(half) = half {
         if wanted("bare-open-half") {
-            let mut bare = Server::bare(server_core, work.path())?;
+            let mut bare = Server::bare(server_core, work.path(), pki.as_ref())?;
             bare_half = Some(scenario(
                 "bare-open-half",
                 "bare server, open loop at half the cached throughput",
@@ -370,6 +382,11 @@ fn main() -> anyhow::Result<()> {
         machine: Machine {
             cores,
             pinned: pin,
+            transport: if pki.is_some() {
+                "mutual TLS 1.3".into()
+            } else {
+                "plain text".into()
+            },
             server_core: args.server_core.clone(),
             load_core: args.load_core.clone(),
             people: args.people,
@@ -447,8 +464,9 @@ fn render(report: &Report, bare: Option<&Outcome>, bare_half: Option<&Outcome>) 
     let p99 = |o: Option<&Outcome>| o.map_or(0.0, |o| o.latency_ms.p99);
     let m = &report.machine;
     let mut out = format!(
-        "## bhyt-verify benchmark\n\n{} cores; {}; registry of {} generated people; {} s measured \
-         per scenario after a warm-up; closed loop = {} callers over {} HTTP/2 connections.\n\n",
+        "## bhyt-verify benchmark\n\n{} cores; {}; gRPC over {} (the bare server and the backend \
+         alike); registry of {} generated people; {} s measured per scenario after a warm-up; \
+         closed loop = {} callers over {} HTTP/2 connections.\n\n",
         m.cores,
         if m.pinned {
             format!(
@@ -458,6 +476,7 @@ fn render(report: &Report, bare: Option<&Outcome>, bare_half: Option<&Outcome>) 
         } else {
             "NOT pinned".to_owned()
         },
+        m.transport,
         m.people,
         m.duration_s,
         report.rows.first().map_or(0, |r| match r.outcome.mode {

@@ -3,6 +3,7 @@
 //!
 //! Slower than `bench-compare` (seeding 10 million people takes minutes), so a command of its
 //! own. Sizes are chosen on the command line; each registry and log is removed after its run.
+//! gRPC is plain text here: what is compared is one size with another, over the same transport.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -112,12 +113,13 @@ fn main() -> anyhow::Result<()> {
             ("BHYT_CACHE__ENABLED", "false".to_owned()),
         ];
         let run = |label: &str, mode: Vec<String>| -> anyhow::Result<Outcome> {
-            let mut server = Server::backend(server_core, &dir.join(label), &env)?;
+            let mut server = Server::backend(server_core, &dir.join(label), &env, None)?;
             eprintln!("registry of {people}: {label}");
             let outcome = run_loadgen(
                 load_core,
                 &LoadArgs {
                     target: server.target(),
+                    tls: None,
                     mix_file: &mix_file,
                     weights: "cold",
                     mode,
@@ -248,7 +250,7 @@ async fn audit_point(
     eprintln!("seeded {records} audit records in {seed_seconds:.1} s");
 
     let env = vec![("BHYT_AUDIT__URL", url.clone())];
-    let mut server = Server::backend(server_core, &dir.join("data"), &env)?;
+    let mut server = Server::backend(server_core, &dir.join("data"), &env, None)?;
     let channel = tonic::transport::Endpoint::from_shared(server.target())?
         .connect()
         .await?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bhyt_bench::load::{self, Mode, Plan};
+use bhyt_bench::load::{self, ClientTls, Mode, Plan};
 use bhyt_bench::mix::{Mix, Population, Sampler, Weights};
 use bhyt_verify::registry::generate::Generator;
 use clap::Parser;
@@ -15,9 +15,18 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(about = "Drive VerificationService.CheckCoverage over gRPC, closed or open loop")]
 struct Args {
-    /// The server, e.g. http://127.0.0.1:50051.
+    /// The server: https://localhost:PORT (mutual TLS: --ca, --cert, --key) or
+    /// http://127.0.0.1:PORT (plain text).
     #[arg(long)]
     target: String,
+    /// The CA the server's certificate chains to (PEM).
+    #[arg(long, requires_all = ["cert", "key"])]
+    ca: Option<PathBuf>,
+    /// This client's certificate (PEM), e.g. an HIS certificate of the facility checked for.
+    #[arg(long, requires = "ca")]
+    cert: Option<PathBuf>,
+    #[arg(long, requires = "ca")]
+    key: Option<PathBuf>,
     /// The people to ask about, as written by bench-compare; without it the sample is drawn
     /// again from the generator (`--seed`, `--people`), as `bhyt-verify demo` seeds it.
     #[arg(long)]
@@ -96,8 +105,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Ok((name.to_owned(), pid.parse()?))
         })
         .collect::<anyhow::Result<Vec<(String, u32)>>>()?;
+    let tls = match (args.ca, args.cert, args.key) {
+        (Some(ca), Some(cert), Some(key)) => Some(ClientTls { ca, cert, key }),
+        _ => None,
+    };
+    anyhow::ensure!(
+        tls.is_some() == args.target.starts_with("https:"),
+        "an https target needs --ca, --cert and --key; an http one takes none"
+    );
     let plan = Plan {
         target: args.target,
+        tls,
         connections: args.connections,
         mode,
         warmup: Duration::from_secs_f64(args.warmup),
