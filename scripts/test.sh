@@ -23,9 +23,10 @@ as_root() {
 # Required: real services for the tests, the C toolchain and headers the build links against,
 # Python for the grpcio client, and OpenPACE's library (libeac-dev, whose headers need
 # libssl-dev): the independent PACE implementation the chip tests check against.
-# redis-tools brings redis-cli, which joins the private nodes of the Redis Cluster tests.
+# redis-tools brings redis-cli, which joins the private nodes of the Redis Cluster tests; procps
+# brings pkill, which freezes a test's PostgreSQL to play a hung store.
 required=(build-essential pkg-config ca-certificates curl redis-server redis-tools postgresql pcscd
-  vsmartcard-vpcd libpcsclite-dev python3 python3-venv libeac-dev libssl-dev openssl)
+  vsmartcard-vpcd libpcsclite-dev python3 python3-venv libeac-dev libssl-dev openssl procps)
 # The agent's Windows type-check needs MinGW's C compiler (ring's build script runs it).
 optional=(openpace gcc-mingw-w64-x86-64)
 

@@ -253,13 +253,17 @@ pub async fn stored_answers(
     Ok(found)
 }
 
+/// Inserts a signed checkpoint. A checkpoint of the same number already there is left as it
+/// is: it is this writer's earlier attempt, given up on after the store timeout yet committed
+/// once the store answered, and a true statement about the chain too. Refusing it would stop
+/// every later checkpoint, since numbers must follow one another.
 pub async fn insert_checkpoint(
     conn: &mut AnyConnection,
     c: &Checkpoint,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO audit_checkpoints (writer_id, number, seq, record_hash, signed_at, closing, \
-         key_id, signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         key_id, signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
     )
     .bind(&c.writer_id)
     .bind(c.number)

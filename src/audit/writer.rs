@@ -83,6 +83,11 @@ struct Writer {
     /// Longest wait for the store before a group goes to the spool: well inside the commit
     /// timeout, so the spooled records are still answered.
     store_timeout: Duration,
+    /// The last checkpoint failed (the store refused it or did not answer in time). With a
+    /// spool, the next group goes to it at once: trying the store too could keep its checks
+    /// waiting for two store timeouts, the whole commit timeout. The spool's replay then finds
+    /// out when the store is back.
+    checkpoint_failed: bool,
 }
 
 pub struct WriterOptions {
@@ -153,6 +158,7 @@ impl AuditLog {
             max_batch: options.max_batch.max(1),
             spool,
             store_timeout: options.commit_timeout / 2,
+            checkpoint_failed: false,
         };
         writer.report_spool();
         // The first checkpoint (at seq 0) says "this chain exists", so deleting all of a
@@ -341,6 +347,8 @@ impl Writer {
         let spooling = self.spooling();
         let failure = if spooling {
             None
+        } else if self.checkpoint_failed && self.spool.is_some() {
+            Some("audit store unreachable".to_owned())
         } else {
             let insert = async |conn: &mut _| store::insert_group(conn, &records, &keys).await;
             match self.conn.run(self.store_timeout, insert).await {
@@ -512,12 +520,18 @@ impl Writer {
             key_id: self.key_id.clone(),
             signature: hex::encode(self.signer.sign(&message)),
         };
-        let inserted =
-            async { store::insert_checkpoint(self.conn.get().await?, &checkpoint).await };
-        if let Err(error) = inserted.await {
-            self.conn.discard();
-            return Err(error);
-        }
+        // Bounded like a commit: a store that hangs must not hold the writer, and with it
+        // every check, at a checkpoint.
+        let insert = async |conn: &mut _| store::insert_checkpoint(conn, &checkpoint).await;
+        let inserted = match self.conn.run(self.store_timeout, insert).await {
+            Ok(inserted) => inserted,
+            Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the audit store did not answer in time",
+            ))),
+        };
+        self.checkpoint_failed = inserted.is_err();
+        inserted?;
         self.checkpoints = number;
         Ok(())
     }

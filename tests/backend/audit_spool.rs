@@ -153,6 +153,74 @@ async fn a_stopped_audit_store_is_spooled_and_replayed_with_nothing_lost_or_doub
     assert!(during > 0, "checks were answered while the store was down");
 }
 
+/// A store that hangs (PostgreSQL frozen: connections open, nothing answered) while the writer
+/// is idle, so its next signed checkpoint meets the hang first. Fails if the checkpoint waits
+/// for the store: it then holds the writer, and every later check is refused UNAVAILABLE
+/// ("commit timed out") instead of being answered from the spool; or if the spooled records
+/// are not all in the store, with the chain intact, once it answers again.
+#[tokio::test]
+async fn a_hung_audit_store_does_not_hold_the_writer_at_a_checkpoint() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = app::config(dir.path());
+    config.audit.url = pg.database("audit_hung").await;
+    // Store timeout 1 s; a checkpoint every second.
+    config.audit.commit_timeout_ms = 2000;
+    config.audit.checkpoint_interval_secs = 1;
+    let cards = fixtures::seed(&config, 20).await;
+    let valid = first(&cards, Kind::Valid).clone();
+    let backend = TestBackend::start(config).await;
+    let mut client = backend.verification().await;
+    client
+        .check_coverage(by_citizen("before-the-hang", &valid))
+        .await
+        .unwrap();
+
+    pg.freeze();
+    // Idle past a checkpoint tick and past that checkpoint's store timeout.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut answered = Vec::new();
+    for n in 0..3 {
+        let mut request = tonic::Request::new(by_citizen(&format!("during-{n}"), &valid));
+        request.set_timeout(Duration::from_secs(15));
+        let outcome = client.check_coverage(request).await;
+        answered.push(outcome.map(|a| a.into_inner().audit_record_id));
+    }
+    let spooled = backend.metric("bhyt_audit_spool_records", &[]).await;
+    pg.thaw();
+    let answered: Vec<String> = answered
+        .into_iter()
+        .map(|a| a.expect("answered from the spool while the store hangs"))
+        .collect();
+    assert_eq!(spooled, 3.0, "the hang's records waited in the spool");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while backend.metric("bhyt_audit_spool_records", &[]).await > 0.0 {
+        assert!(Instant::now() < deadline, "the spool is replayed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let report = backend
+        .audit()
+        .await
+        .verify_integrity(VerifyIntegrityRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(report.intact, "{:?}", report.problems);
+    let pool = sqlx::PgPool::connect(&pg.url("audit_hung")).await.unwrap();
+    for id in &answered {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM audit_records WHERE record_id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1, "record {id} is in the store once");
+    }
+    pool.close().await;
+    backend.stop().await;
+}
+
 /// A backend process serving from `dir` (gRPC, operator port).
 fn spawn_backend(dir: &std::path::Path, audit_url: &str) -> (std::process::Child, u16, u16) {
     let (port, http) = (crate::support::free_port(), crate::support::free_port());

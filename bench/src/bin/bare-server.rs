@@ -131,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
     let (Some(ca_cert), Some(server_cert), Some(server_key), Some(crl_dir)) =
         (args.ca, args.cert, args.key, args.crl_dir)
     else {
+        // No Nagle delay, as on the backend's plain-text path.
         let incoming = TcpListenerStream::new(listener).map(|tcp| {
             tcp.inspect(|tcp| {
                 let _ = tcp.set_nodelay(true);

@@ -37,10 +37,13 @@ impl Postgres {
         let bin = bin_dir();
         let dir = directory_for_nobody();
         let data = dir.join("data");
+        // A cluster left frozen (see `freeze`) is woken first, or it could not stop.
         let guard = ExitGuard::spawn(
             unprivileged("sh"),
             &format!(
-                "{pg_ctl} -D '{data}' -m immediate -w stop >/dev/null 2>&1; rm -rf '{dir}'",
+                "pid=$(head -n 1 '{data}/postmaster.pid' 2>/dev/null) && \
+                 {{ pkill -CONT -P \"$pid\"; kill -CONT \"$pid\"; }} >/dev/null 2>&1; \
+                 {pg_ctl} -D '{data}' -m immediate -w stop >/dev/null 2>&1; rm -rf '{dir}'",
                 pg_ctl = bin.join("pg_ctl").display(),
                 data = data.display(),
                 dir = dir.display(),
@@ -151,6 +154,32 @@ impl Postgres {
                 .status();
             self.running = false;
         }
+    }
+
+    /// Freezes the cluster (SIGSTOP to the server and its backends): connections stay open and
+    /// new ones are accepted by the kernel, but nothing is answered, as with a hung store.
+    pub fn freeze(&self) {
+        self.signal_all("-STOP");
+    }
+
+    /// Wakes a frozen cluster.
+    pub fn thaw(&self) {
+        self.signal_all("-CONT");
+    }
+
+    /// Sends `signal` to the backends first, then the server (which would otherwise start new
+    /// backends in between).
+    fn signal_all(&self, signal: &str) {
+        let pid_file = self.dir.join("data/postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file).expect("postmaster.pid of a running cluster");
+        let pid = text.lines().next().expect("the server's pid").trim().to_owned();
+        let children = Command::new("pkill")
+            .args([signal, "-P", &pid])
+            .status()
+            .expect("pkill runs");
+        assert!(children.code().is_some_and(|c| c <= 1), "pkill {signal} failed");
+        let server = Command::new("kill").args([signal, &pid]).status().expect("kill runs");
+        assert!(server.success(), "kill {signal} {pid} failed");
     }
 
     /// Starts a stopped cluster again on the same port.
