@@ -253,15 +253,15 @@ pub async fn stored_answers(
     Ok(found)
 }
 
-/// Inserts a signed checkpoint. A checkpoint of the same number already there is left as it
-/// is: it is this writer's earlier attempt, given up on after the store timeout yet committed
-/// once the store answered, and a true statement about the chain too. Refusing it would stop
-/// every later checkpoint, since numbers must follow one another.
+/// Inserts a signed checkpoint; false if one of that number is already there. That one is the
+/// writer's own earlier attempt, given up on after the store timeout yet committed once the
+/// store answered: a true statement about the chain too, kept, and the writer signs the next
+/// number instead.
 pub async fn insert_checkpoint(
     conn: &mut AnyConnection,
     c: &Checkpoint,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
         "INSERT INTO audit_checkpoints (writer_id, number, seq, record_hash, signed_at, closing, \
          key_id, signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
     )
@@ -275,7 +275,7 @@ pub async fn insert_checkpoint(
     .bind(&c.signature)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(inserted.rows_affected() == 1)
 }
 
 pub async fn checkpoints(pool: &AnyPool, writer_id: &str) -> Result<Vec<Checkpoint>, sqlx::Error> {

@@ -499,7 +499,27 @@ impl Writer {
         }
     }
 
+    /// Signs the chain's head under the next checkpoint number and stores it. Bounded like a
+    /// commit: a store that hangs must not hold the writer, and with it every check.
     async fn checkpoint(&mut self, closing: bool) -> Result<(), sqlx::Error> {
+        let mut outcome = self.try_checkpoint(closing).await;
+        // The number was taken by an attempt given up on earlier: sign under the next one.
+        if matches!(outcome, Ok(false)) {
+            outcome = self.try_checkpoint(closing).await;
+        }
+        self.checkpoint_failed = !matches!(outcome, Ok(true));
+        match outcome {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(sqlx::Error::Protocol(
+                "two checkpoint numbers in a row were taken".into(),
+            )),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// One checkpoint under the next number; false if that number was already stored (and is
+    /// now counted as this writer's).
+    async fn try_checkpoint(&mut self, closing: bool) -> Result<bool, sqlx::Error> {
         let number = self.checkpoints + 1;
         let signed_at = now_micros();
         let message = chain::checkpoint_message(
@@ -520,20 +540,18 @@ impl Writer {
             key_id: self.key_id.clone(),
             signature: hex::encode(self.signer.sign(&message)),
         };
-        // Bounded like a commit: a store that hangs must not hold the writer, and with it
-        // every check, at a checkpoint.
         let insert = async |conn: &mut _| store::insert_checkpoint(conn, &checkpoint).await;
         let inserted = match self.conn.run(self.store_timeout, insert).await {
-            Ok(inserted) => inserted,
-            Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the audit store did not answer in time",
-            ))),
+            Ok(inserted) => inserted?,
+            Err(_) => {
+                return Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the audit store did not answer in time",
+                )));
+            }
         };
-        self.checkpoint_failed = inserted.is_err();
-        inserted?;
         self.checkpoints = number;
-        Ok(())
+        Ok(inserted)
     }
 }
 
