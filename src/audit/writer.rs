@@ -259,8 +259,12 @@ impl Writer {
                 message = receiver.recv() => message,
                 () = self.conn.released_on_close() => continue,
                 _ = tick.tick() => {
-                    // A checkpoint names the chain's head, which must be in the store.
+                    // A checkpoint names the chain's head, which must be in the store. After a
+                    // failed one, records waiting go first (to the spool): another attempt on a
+                    // hung store would keep them a second store timeout.
+                    let records_first = self.checkpoint_failed && !receiver.is_empty();
                     if !self.spooling()
+                        && !records_first
                         && let Err(error) = self.checkpoint(false).await
                     {
                         tracing::error!(%error, "audit checkpoint failed");
