@@ -367,13 +367,26 @@ impl Pki {
                 .stdout(Stdio::null())
                 .status()
                 .context("running bhyt-verify pki")?;
-            anyhow::ensure!(status.success(), "bhyt-verify pki {args:?} failed ({status})");
+            anyhow::ensure!(
+                status.success(),
+                "bhyt-verify pki {args:?} failed ({status})"
+            );
             Ok(())
         };
         pki(&["init"])?;
         pki(&["issue-server", "--dns", "localhost", "--ip", "127.0.0.1"])?;
-        pki(&["issue", "--role", "his", "--facility", FACILITY, "--name", "loadgen"])?;
-        Ok(Self { dir: dir.to_owned() })
+        pki(&[
+            "issue",
+            "--role",
+            "his",
+            "--facility",
+            FACILITY,
+            "--name",
+            "loadgen",
+        ])?;
+        Ok(Self {
+            dir: dir.to_owned(),
+        })
     }
 
     pub fn client(&self) -> ClientTls {

@@ -666,8 +666,15 @@ mod tests {
         let earlier = new_record_id();
         std::thread::sleep(Duration::from_millis(2));
         let burst: Vec<String> = (0..1000).map(|_| new_record_id()).collect();
-        assert!(burst.iter().all(|id| id.len() == 34 && id.starts_with("r-")));
-        assert!(burst.iter().all(|id| *id > earlier), "a later id sorts later");
+        assert!(
+            burst
+                .iter()
+                .all(|id| id.len() == 34 && id.starts_with("r-"))
+        );
+        assert!(
+            burst.iter().all(|id| *id > earlier),
+            "a later id sorts later"
+        );
         let distinct: std::collections::HashSet<&String> = burst.iter().collect();
         assert_eq!(distinct.len(), burst.len());
         // The first 12 hex digits are the time in milliseconds.

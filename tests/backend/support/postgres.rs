@@ -172,13 +172,24 @@ impl Postgres {
     fn signal_all(&self, signal: &str) {
         let pid_file = self.dir.join("data/postmaster.pid");
         let text = std::fs::read_to_string(&pid_file).expect("postmaster.pid of a running cluster");
-        let pid = text.lines().next().expect("the server's pid").trim().to_owned();
+        let pid = text
+            .lines()
+            .next()
+            .expect("the server's pid")
+            .trim()
+            .to_owned();
         let children = Command::new("pkill")
             .args([signal, "-P", &pid])
             .status()
             .expect("pkill runs");
-        assert!(children.code().is_some_and(|c| c <= 1), "pkill {signal} failed");
-        let server = Command::new("kill").args([signal, &pid]).status().expect("kill runs");
+        assert!(
+            children.code().is_some_and(|c| c <= 1),
+            "pkill {signal} failed"
+        );
+        let server = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
         assert!(server.success(), "kill {signal} {pid} failed");
     }
 
