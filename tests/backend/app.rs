@@ -6,6 +6,7 @@ use std::path::Path;
 
 use bhyt_proto::v1::audit_service_client::AuditServiceClient;
 use bhyt_proto::v1::verification_service_client::VerificationServiceClient;
+use bhyt_proto::v1::{VerifyIntegrityRequest, VerifyIntegrityResponse};
 use bhyt_verify::config::Config;
 use bhyt_verify::server::App;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,6 +72,16 @@ impl TestBackend {
 
     pub async fn audit(&self) -> AuditServiceClient<Channel> {
         AuditServiceClient::new(self.channel().await)
+    }
+
+    /// The audit log's integrity check over every chain.
+    pub async fn integrity(&self) -> VerifyIntegrityResponse {
+        self.audit()
+            .await
+            .verify_integrity(VerifyIntegrityRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
     }
 
     /// GET an operator endpoint; returns (status code, body).

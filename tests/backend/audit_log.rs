@@ -6,9 +6,7 @@ use std::process::Command;
 
 use bhyt_proto::v1::audit_service_client::AuditServiceClient;
 use bhyt_proto::v1::check_coverage_request::Subject;
-use bhyt_proto::v1::{
-    LookupRecord, QueryLookupsRequest, ResultCode, VerifyIntegrityRequest, query_lookups_request,
-};
+use bhyt_proto::v1::{LookupRecord, QueryLookupsRequest, ResultCode, query_lookups_request};
 use bhyt_verify::audit::chain;
 use bhyt_verify::db::{self, Schema};
 use bhyt_verify::registry::generate::Kind;
@@ -244,13 +242,7 @@ async fn every_answer_has_exactly_one_record_and_the_filters_work() {
 
     // Every record so far (this query's own read included), and the integrity check's read.
     let total = query(&backend, all_time()).await.len() as u64;
-    let integrity = backend
-        .audit()
-        .await
-        .verify_integrity(VerifyIntegrityRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let integrity = backend.integrity().await;
     assert!(integrity.intact, "{:?}", integrity.problems);
     assert_eq!(integrity.records_checked, total + 1);
     backend.stop().await;
@@ -413,13 +405,7 @@ async fn replicas_share_one_postgresql_audit_log_each_with_its_chain() {
             .await
             .unwrap();
     }
-    let report = a
-        .audit()
-        .await
-        .verify_integrity(VerifyIntegrityRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let report = a.integrity().await;
     assert!(report.intact, "{:?}", report.problems);
     // Ten checks, and the integrity check's own audit_read record.
     assert_eq!((report.writers_checked, report.records_checked), (2, 11));

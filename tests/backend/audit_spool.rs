@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bhyt_proto::v1::VerifyIntegrityRequest;
 use bhyt_verify::registry::generate::Kind;
 use sqlx::Row;
 use tokio::sync::Mutex;
@@ -104,24 +103,14 @@ async fn a_stopped_audit_store_is_spooled_and_replayed_with_nothing_lost_or_doub
     assert!(health.contains("local spool"), "{health}");
     pg.restart();
     outage.store(false, Ordering::Relaxed);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while backend.metric("bhyt_audit_spool_records", &[]).await > 0.0 {
-        assert!(Instant::now() < deadline, "the spool is replayed");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_replayed(&backend, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     let mut sent = 0;
     for task in load {
         sent += task.await.unwrap();
     }
-    let report = backend
-        .audit()
-        .await
-        .verify_integrity(VerifyIntegrityRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let report = backend.integrity().await;
     assert!(report.intact, "{:?}", report.problems);
     backend.stop().await;
 
@@ -194,22 +183,12 @@ async fn a_hung_audit_store_does_not_hold_the_writer_at_a_checkpoint() {
         .collect();
     assert_eq!(spooled, 3.0, "the hang's records waited in the spool");
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while backend.metric("bhyt_audit_spool_records", &[]).await > 0.0 {
-        assert!(Instant::now() < deadline, "the spool is replayed");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_replayed(&backend, Duration::from_secs(30)).await;
     // The writer signs its head once the spool is replayed; until then its last checkpoint is
     // from before the hang, older than the integrity check's quiet allowance.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let report = backend
-            .audit()
-            .await
-            .verify_integrity(VerifyIntegrityRequest::default())
-            .await
-            .unwrap()
-            .into_inner();
+        let report = backend.integrity().await;
         if report.intact {
             break;
         }
@@ -228,6 +207,15 @@ async fn a_hung_audit_store_does_not_hold_the_writer_at_a_checkpoint() {
     }
     pool.close().await;
     backend.stop().await;
+}
+
+/// Waits until the backend's spool is empty, failing after `within`.
+async fn wait_until_replayed(backend: &TestBackend, within: Duration) {
+    let deadline = Instant::now() + within;
+    while backend.metric("bhyt_audit_spool_records", &[]).await > 0.0 {
+        assert!(Instant::now() < deadline, "the spool is replayed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A backend process serving from `dir` (gRPC, operator port).
